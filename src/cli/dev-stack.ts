@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { EmbeddedDatabase } from '../audit/embedded-postgres';
+import type { Config } from '../config';
+import { SEARCH_ATTRIBUTES } from '../contracts';
+import { connectClient } from '../temporal/connection';
+import { resolveTemporalCli } from '../temporal/temporal-cli';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+export interface StackOptions {
+  config: Config;
+  log: (line: string) => void;
+  /** Facade port for the demo stack. @default 3000 */
+  facadePort?: number;
+  /** Port of the embedded PostgreSQL when DATABASE_URL is unset. @default 54329 */
+  embeddedPgPort?: number;
+  /** Extra environment for the worker and facade processes. */
+  env?: Record<string, string>;
+}
+
+export interface Stack {
+  facadeUrl: string;
+  uiUrl: string;
+  temporalAddress: string;
+  databaseUrl: string;
+  redis: 'redis' | 'in-process';
+  jwtSecret: string;
+  logsDir: string;
+  /** Which parts this stack started (the rest were reused through configuration). */
+  started: string[];
+  stop(): Promise<void>;
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const socket = createConnection({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePort(true);
+    });
+    socket.once('error', () => resolvePort(false));
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess, logFile?: string) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child && child.exitCode !== null) {
+      throw new Error(`${what} exited with code ${child.exitCode} while starting; see ${logFile}`);
+    }
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${what} did not become ready within ${Math.round(timeoutMs / 1000)} s${logFile ? `; see ${logFile}` : ''}`);
+}
+
+function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  return new Promise((resolveStop) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveStop();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts, or reuses through configuration, every part of a one-machine stack: the Temporal dev server (SQLite
+ * file, Web UI), PostgreSQL (DATABASE_URL or an embedded server), Redis (REDIS_URL or the in-process limiter),
+ * one worker and one facade. Child output goes to `{stateDir}/logs/`.
+ */
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const { config, log } = opts;
+  const stateDir = config.stateDir;
+  const logsDir = join(stateDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const started: string[] = [];
+  let embedded: EmbeddedDatabase | undefined;
+  let temporalServer: ChildProcess | undefined;
+
+  const stop = async () => {
+    for (const child of children.reverse()) await stopChild(child);
+    if (temporalServer) await stopChild(temporalServer);
+    if (embedded) await embedded.stop().catch(() => undefined);
+  };
+
+  try {
+    // Temporal
+    const temporalAddress = config.TEMPORAL_ADDRESS;
+    const [tHost, tPortText] = temporalAddress.split(':');
+    const uiUrl = config.TEMPORAL_UI_URL;
+    if (process.env.TEMPORAL_ADDRESS) {
+      log(`Temporal: reusing ${temporalAddress} (TEMPORAL_ADDRESS)`);
+    } else {
+      if (await portOpen(tHost, Number(tPortText))) {
+        throw new Error(
+          `port ${tPortText} is already in use. If a Temporal server runs there, reuse it with TEMPORAL_ADDRESS=${temporalAddress}; otherwise stop what holds the port.`,
+        );
+      }
+      const cli = resolveTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log });
+      const uiPort = new URL(uiUrl).port || '8233';
+      const dbFile = join(stateDir, 'temporal.sqlite');
+      const args = [
+        'server', 'start-dev',
+        '--db-filename', dbFile,
+        '--ip', tHost,
+        '--port', tPortText,
+        '--ui-port', uiPort,
+        '--namespace', config.TEMPORAL_NAMESPACE,
+        '--log-level', 'error',
+        ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+      ];
+      const logFile = join(logsDir, 'temporal.log');
+      const out = createWriteStream(logFile, { flags: 'a' });
+      temporalServer = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      temporalServer.stdout?.pipe(out);
+      temporalServer.stderr?.pipe(out);
+      log(`Temporal: starting the dev server (state in ${dbFile}, Web UI on ${uiUrl})`);
+      await waitFor('the Temporal dev server', async () => {
+        const client = await connectClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE }, 1000);
+        try {
+          await client.workflowService.describeNamespace({ namespace: config.TEMPORAL_NAMESPACE });
+          return true;
+        } finally {
+          await client.connection.close();
+        }
+      }, 90_000, temporalServer, logFile);
+      started.push('temporal');
+    }
+
+    // PostgreSQL
+    let databaseUrl = config.DATABASE_URL;
+    if (databaseUrl) {
+      log('PostgreSQL: using DATABASE_URL');
+    } else {
+      log('PostgreSQL: DATABASE_URL unset, starting an embedded PostgreSQL');
+      // Loaded only when needed: the package is ESM and large.
+      const { startEmbeddedPostgres } = await import('../audit/embedded-postgres');
+      embedded = await startEmbeddedPostgres({ stateDir, port: opts.embeddedPgPort ?? 54329, log });
+      databaseUrl = embedded.url;
+      started.push('postgres');
+    }
+
+    log(config.REDIS_URL ? 'Redis: using REDIS_URL' : 'Redis: REDIS_URL unset, limits are in-process (single facade)');
+
+    const jwtSecret = config.JWT_SECRET ?? randomBytes(32).toString('base64url');
+    const facadePort = opts.facadePort ?? config.PORT;
+    const childEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...opts.env,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      JWT_SECRET: jwtSecret,
+      PORT: String(facadePort),
+      HOST: '127.0.0.1',
+    };
+    const spawnProcess = (name: string, entry: string) => {
+      const logFile = join(logsDir, `${name}.log`);
+      const out = createWriteStream(logFile, { flags: 'a' });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+      child.stdout?.pipe(out);
+      child.stderr?.pipe(out);
+      children.push(child);
+      return { child, logFile };
+    };
+    const worker = spawnProcess('worker', 'src/worker.ts');
+    const facade = spawnProcess('facade', 'src/server.ts');
+    started.push('worker', 'facade');
+    const facadeUrl = `http://127.0.0.1:${facadePort}`;
+    log(`Worker and facade: starting (logs in ${logsDir})`);
+    await waitFor('the facade', async () => (await fetch(`${facadeUrl}/ready`)).ok, 120_000, facade.child, facade.logFile);
+    const workerMetrics = `http://${config.WORKER_METRICS_HOST}:${config.WORKER_METRICS_PORT}/health`;
+    await waitFor('the worker', async () => (await fetch(workerMetrics)).ok, 120_000, worker.child, worker.logFile);
+
+    return {
+      facadeUrl,
+      uiUrl,
+      temporalAddress,
+      databaseUrl,
+      redis: config.REDIS_URL ? 'redis' : 'in-process',
+      jwtSecret,
+      logsDir,
+      started,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

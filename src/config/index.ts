@@ -1,0 +1,1 @@
+export { loadConfig, requireKeys, ConfigError, type Config } from './config';

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type RequestHandler } from 'express';
+import helmet from 'helmet';
+import type { Registry } from 'prom-client';
+import type { Client } from '@temporalio/client';
+import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
+import type { InputChecker } from '../security';
+import type { HttpMetrics, Logger } from '../telemetry';
+import type { createAuthenticator } from './auth';
+import { AppError, errorHandler, notFoundHandler } from './errors';
+import { createHealthRoutes, type ReadinessCheck } from './health-routes';
+import type { RequestLimiter } from './limiter';
+import { buildOpenApi } from './openapi';
+import { createRunRoutes } from './run-routes';
+import { createPipelineRoutes } from './pipeline-routes';
+
+export interface AppDeps {
+  logger: Logger;
+  registry: Registry;
+  httpMetrics: HttpMetrics;
+  temporal: Client;
+  taskQueue: string;
+  uiUrl: string;
+  pipelines: PipelineCatalog;
+  checker: InputChecker;
+  auth: ReturnType<typeof createAuthenticator>;
+  limiter: RequestLimiter;
+  bodyLimitBytes: number;
+  readiness: Record<string, ReadinessCheck>;
+  version: string;
+}
+
+const requestId: RequestHandler = (req, res, next) => {
+  const incoming = req.header('x-request-id');
+  res.setHeader('X-Request-Id', incoming && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID());
+  next();
+};
+
+/** HTTP metrics labelled by the matched route template, never the raw path. */
+function httpMetrics(metrics: HttpMetrics): RequestHandler {
+  return (req, res, next) => {
+    const start = performance.now();
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      metrics.duration.observe({ method: req.method, route }, (performance.now() - start) / 1000);
+    });
+    next();
+  };
+}
+
+const jsonOnly: RequestHandler = (req, _res, next) => {
+  const hasBody = req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is('application/json')) {
+    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
+  }
+  next();
+};
+
+export function createApp(deps: AppDeps) {
+  let draining = false;
+  const app = express();
+  const routeDeps = { ...deps, metrics: deps.httpMetrics };
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('query parser', 'simple');
+  app.use(requestId, httpMetrics(deps.httpMetrics), helmet());
+  app.use(createHealthRoutes({ checks: deps.readiness, registry: deps.registry, isDraining: () => draining }));
+  const openapi = buildOpenApi({ version: deps.version, pipelines: deps.pipelines.list().map((p) => p.definition.name) });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+  app.use('/v1', jsonOnly, express.json({ limit: deps.bodyLimitBytes, strict: true }), deps.auth.middleware, deps.limiter.middleware);
+  app.use(createPipelineRoutes({ pipelines: deps.pipelines }));
+  app.use(createRunRoutes(routeDeps));
+  app.use(notFoundHandler());
+  app.use(errorHandler(deps.logger));
+
+  let server: Server | undefined;
+  return {
+    app,
+    /** Listens on `port` (0 picks a free one) and resolves with the bound port. */
+    start(port: number, host: string): Promise<number> {
+      return new Promise((resolve, reject) => {
+        server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve((server!.address() as AddressInfo).port)));
+      });
+    },
+    /** Stops taking connections and lets in-flight requests finish. */
+    stop(): Promise<void> {
+      draining = true;
+      return new Promise((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,121 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../telemetry';
+
+/**
+ * The facade's one error family. Every HTTP error leaves as `application/problem+json` with a stable `code`;
+ * nothing else (stack traces, file paths, driver messages) reaches the caller.
+ */
+export class AppError extends Error {
+  override readonly name: string = 'AppError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail?: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail ?? title);
+  }
+}
+
+export class ValidationError extends AppError {
+  override readonly name = 'ValidationError';
+  constructor(detail: string, readonly errors: { path: string; message: string }[]) {
+    super(400, 'validation_failed', 'Request validation failed', detail, { errors });
+  }
+}
+
+export class NotFoundError extends AppError {
+  override readonly name = 'NotFoundError';
+  constructor(what: string) {
+    super(404, 'not_found', 'Not found', `${what} was not found`);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  override readonly name = 'UnauthorizedError';
+  constructor(detail: string) {
+    super(401, 'unauthorized', 'Authentication required', detail, {}, { 'WWW-Authenticate': 'Bearer realm="agentry"' });
+  }
+}
+
+export class ForbiddenError extends AppError {
+  override readonly name = 'ForbiddenError';
+  constructor(detail: string) {
+    super(403, 'forbidden', 'Forbidden', detail);
+  }
+}
+
+export class ConflictError extends AppError {
+  override readonly name = 'ConflictError';
+  constructor(code: string, detail: string) {
+    super(409, code, 'Conflict', detail);
+  }
+}
+
+export class ServiceUnavailableError extends AppError {
+  override readonly name = 'ServiceUnavailableError';
+  constructor(code: string, detail: string, retryAfterS = 5) {
+    super(503, code, 'Service unavailable', detail, {}, { 'Retry-After': String(retryAfterS) });
+  }
+}
+
+export function sendProblem(res: Parameters<RequestHandler>[1], err: AppError, instance?: string): void {
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res
+    .status(err.status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: `urn:agentry:problem:${err.code}`,
+        title: err.title,
+        status: err.status,
+        detail: err.detail,
+        code: err.code,
+        ...(instance ? { instance } : {}),
+        ...err.extra,
+      }),
+    );
+}
+
+/** Maps body-parser failures (they carry `type` and `status`) onto our codes. */
+function fromBodyParser(err: { type?: string; status?: number; limit?: number }): AppError | undefined {
+  switch (err.type) {
+    case 'entity.parse.failed':
+      return new AppError(400, 'invalid_json', 'Malformed JSON', 'the request body is not valid JSON');
+    case 'entity.too.large':
+      return new AppError(413, 'payload_too_large', 'Payload too large', `the request body exceeds ${err.limit} bytes`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'the body must be UTF-8 JSON');
+    case 'request.aborted':
+      return new AppError(400, 'request_aborted', 'Request aborted', 'the client aborted the request');
+    default:
+      return undefined;
+  }
+}
+
+export function notFoundHandler(): RequestHandler {
+  return (req, _res, next) => next(new NotFoundError(`route ${req.method} ${req.path}`));
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const appErr =
+      err instanceof AppError ? err : fromBodyParser(err as { type?: string; status?: number; limit?: number });
+    if (appErr) {
+      sendProblem(res, appErr);
+      return;
+    }
+    const correlationId = randomUUID();
+    logger.error({ correlationId, err, route: req.route?.path, method: req.method }, 'unhandled error');
+    sendProblem(
+      res,
+      new AppError(500, 'internal_error', 'Internal error', `an unexpected error occurred; correlation id ${correlationId}`, {
+        correlationId,
+      }),
+    );
+  };
+}

@@ -1,0 +1,234 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Router, type Request } from 'express';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import {
+  PIPELINE_WORKFLOW,
+  SA_PIPELINE,
+  SA_STATUS,
+  SA_TENANT,
+  progressQuery,
+  type PipelineRunInput,
+  type PipelineRunResult,
+  type Principal,
+} from '../contracts';
+import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
+import type { InputChecker } from '../security';
+import type { HttpMetrics } from '../telemetry';
+import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+
+export interface RunRoutesDeps {
+  temporal: Client;
+  taskQueue: string;
+  pipelines: PipelineCatalog;
+  checker: InputChecker;
+  metrics: HttpMetrics;
+  /** Base of the Web UI, for links in responses. */
+  uiUrl: string;
+}
+
+const slug = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
+const startBodySchema = z.object({ input: z.record(z.string(), z.unknown()) }).strict();
+const listQuerySchema = z
+  .object({
+    pipeline: z.string().regex(slug).optional(),
+    status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
+    pageSize: z.coerce.number().int().min(1).max(200).default(50),
+    cursor: z.string().max(4096).optional(),
+  })
+  .strict();
+
+function principalOf(req: Request): Principal {
+  if (!req.principal) throw new AppError(500, 'internal_error', 'Internal error', 'route mounted without authentication');
+  return req.principal;
+}
+
+function zodProblems(err: z.ZodError) {
+  return err.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
+}
+
+function requireRole(principal: Principal, allowed: readonly string[], action: string, pipeline: string): void {
+  if (!principal.roles.some((r) => allowed.includes(r))) {
+    throw new ForbiddenError(`${action} on pipeline "${pipeline}" needs one of the roles: ${allowed.join(', ')}`);
+  }
+}
+
+const TEMPORAL_STATUS: Record<string, string> = {
+  RUNNING: 'running',
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'cancelled',
+  TIMED_OUT: 'failed',
+  CONTINUED_AS_NEW: 'running',
+};
+
+/** The run's details, as the caller may see them (the workflow's own view of stages, never the raw history). */
+async function describeRun(deps: RunRoutesDeps, workflowId: string, desc: WorkflowExecutionDescription) {
+  const handle = deps.temporal.workflow.getHandle(workflowId);
+  const status = TEMPORAL_STATUS[desc.status.name] ?? 'unknown';
+  const base = {
+    startedAt: desc.startTime.toISOString(),
+    closedAt: desc.closeTime?.toISOString(),
+    temporalStatus: desc.status.name,
+    links: { ui: `${deps.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.options.namespace)}/workflows/${encodeURIComponent(workflowId)}` },
+  };
+  if (desc.status.name === 'RUNNING') {
+    const progress = await handle.query(progressQuery);
+    return { ...progress, status, ...base };
+  }
+  try {
+    const result = (await handle.result()) as PipelineRunResult;
+    return { ...result, status, ...base };
+  } catch (err) {
+    // A failed run carries its final state as failure details; older or terminated runs may not.
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as PipelineRunResult | undefined) : undefined;
+    return { ...(details ?? {}), status, error: details?.error ?? { type: cause?.name ?? 'Error', message: cause?.message ?? String(err) }, ...base };
+  }
+}
+
+export function createRunRoutes(deps: RunRoutesDeps): Router {
+  const router = Router();
+
+  router.post('/v1/pipelines/:pipeline/runs', async (req, res) => {
+    const principal = principalOf(req);
+    const pipeline = deps.pipelines.get(String(req.params.pipeline));
+    if (!pipeline) throw new NotFoundError(`pipeline "${req.params.pipeline}"`);
+    const def = pipeline.definition;
+    requireRole(principal, def.access.start, 'starting a run', def.name);
+
+    const body = startBodySchema.safeParse(req.body);
+    if (!body.success) throw new ValidationError('the body must be {"input": {...}}', zodProblems(body.error));
+    const checked = deps.checker.check(def.input, pipeline.hash, body.data.input, def.limits.maxInputBytes);
+    if (!checked.ok) {
+      throw new ValidationError(
+        `input does not match the "${def.name}" input schema`,
+        checked.problems.map((p) => ({ path: `/input${p.path}`, message: p.message })),
+      );
+    }
+
+    const keyHeader = req.header('Idempotency-Key');
+    let id: string;
+    if (keyHeader !== undefined) {
+      const key = idempotencyKeySchema.safeParse(keyHeader);
+      if (!key.success) throw new ValidationError('invalid Idempotency-Key header', [{ path: 'header:Idempotency-Key', message: key.error.issues[0].message }]);
+      id = createHash('sha256').update(`${principal.tenant}\n${def.name}\n${key.data}`).digest('base64url').slice(0, 26);
+    } else {
+      id = randomUUID();
+    }
+    const runId = `${def.name}/${id}`;
+    const workflowId = `${principal.tenant}/${runId}`;
+    const requestId = String(res.getHeader('X-Request-Id') ?? randomUUID());
+    const requestHash = createHash('sha256').update(JSON.stringify(body.data.input)).digest('hex');
+    const args: PipelineRunInput = {
+      runId,
+      definition: def,
+      definitionHash: pipeline.hash,
+      input: body.data.input,
+      principal,
+      request: { requestId, ip: req.ip, userAgent: req.header('user-agent') },
+    };
+    let created = true;
+    try {
+      await deps.temporal.workflow.start(PIPELINE_WORKFLOW, {
+        taskQueue: deps.taskQueue,
+        workflowId,
+        args: [args],
+        memo: { requestHash, requestId },
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // With a key, a concurrent retry joins the running run instead of failing.
+        workflowIdConflictPolicy: keyHeader !== undefined ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
+        typedSearchAttributes: [
+          { key: SA_TENANT, value: principal.tenant },
+          { key: SA_PIPELINE, value: def.name },
+          { key: SA_STATUS, value: 'running' },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || keyHeader === undefined) throw err;
+      created = false;
+    }
+    if (keyHeader !== undefined) {
+      const { memo } = await deps.temporal.workflow.getHandle(workflowId).describe();
+      if (memo?.requestHash !== requestHash) {
+        throw new ConflictError('idempotency_key_reused', 'this Idempotency-Key was used with a different body');
+      }
+      created = created && memo?.requestId === requestId;
+    }
+    if (created) deps.metrics.runsStarted.inc({ workflow_name: def.name });
+    res
+      .status(created ? 202 : 200)
+      .location(`/v1/runs/${runId}`)
+      .json({ runId, pipeline: def.name, version: def.version, status: 'running', links: { self: `/v1/runs/${runId}`, ui: `${deps.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.options.namespace)}/workflows/${encodeURIComponent(workflowId)}` } });
+  });
+
+  router.get('/v1/runs/:pipeline/:id', async (req, res) => {
+    const principal = principalOf(req);
+    const pipelineName = String(req.params.pipeline);
+    const id = idSchema.safeParse(req.params.id);
+    const pipeline = deps.pipelines.get(pipelineName);
+    if (!id.success || !slug.test(pipelineName)) throw new NotFoundError('run');
+    const workflowId = `${principal.tenant}/${pipelineName}/${id.data}`;
+    let desc: WorkflowExecutionDescription;
+    try {
+      desc = await deps.temporal.workflow.getHandle(workflowId).describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError('run');
+      throw err;
+    }
+    // Runs of a pipeline that is no longer loaded stay readable by admins and auditors only.
+    requireRole(principal, pipeline?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', pipelineName);
+    res.json(await describeRun(deps, workflowId, desc));
+  });
+
+  router.get('/v1/runs', async (req, res) => {
+    const principal = principalOf(req);
+    const q = listQuerySchema.safeParse(req.query);
+    if (!q.success) throw new ValidationError('invalid query parameters', zodProblems(q.error));
+    const clauses = [`WorkflowType = '${PIPELINE_WORKFLOW}'`, `${SA_TENANT.name} = '${principal.tenant}'`];
+    if (q.data.pipeline) clauses.push(`${SA_PIPELINE.name} = '${q.data.pipeline}'`);
+    if (q.data.status) clauses.push(`${SA_STATUS.name} = '${q.data.status}'`);
+    const readable = deps.pipelines.list().filter((p) => principal.roles.some((r) => p.definition.access.read.includes(r)));
+    if (readable.length === 0) throw new ForbiddenError('no pipeline grants your roles read access');
+    clauses.push(`${SA_PIPELINE.name} IN (${readable.map((p) => `'${p.definition.name}'`).join(', ')})`);
+    let nextPageToken: Uint8Array | undefined;
+    if (q.data.cursor) {
+      nextPageToken = Buffer.from(q.data.cursor, 'base64url');
+    }
+    const page = await deps.temporal.workflowService.listWorkflowExecutions({
+      namespace: deps.temporal.options.namespace,
+      query: clauses.join(' AND '),
+      pageSize: q.data.pageSize,
+      nextPageToken,
+    });
+    const runs = (page.executions ?? []).map((e) => {
+      const workflowId = e.execution?.workflowId ?? '';
+      const fields = e.searchAttributes?.indexedFields ?? {};
+      const read = (name: string) => {
+        const data = fields[name]?.data;
+        return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as string) : undefined;
+      };
+      return {
+        runId: workflowId.slice(principal.tenant.length + 1),
+        pipeline: read(SA_PIPELINE.name),
+        status: read(SA_STATUS.name),
+        startedAt: e.startTime?.seconds ? new Date(Number(e.startTime.seconds) * 1000).toISOString() : undefined,
+        closedAt: e.closeTime?.seconds ? new Date(Number(e.closeTime.seconds) * 1000).toISOString() : undefined,
+      };
+    });
+    const token = page.nextPageToken && page.nextPageToken.length > 0 ? Buffer.from(page.nextPageToken).toString('base64url') : undefined;
+    res.json({ runs, nextCursor: token });
+  });
+
+  return router;
+}

@@ -1,0 +1,1 @@
+export { createInputChecker, type InputChecker, type InputProblem, type InputCheckResult } from './input-check';

@@ -1,0 +1,36 @@
+import pino, { type Logger } from 'pino';
+
+/**
+ * Paths pino censors in every log line. Secrets are redacted by configuration here rather than by each call site
+ * remembering not to log them.
+ */
+export const REDACT_PATHS = [
+  'authorization',
+  'token',
+  'password',
+  'secret',
+  '*.authorization',
+  '*.token',
+  '*.password',
+  '*.secret',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'config',
+];
+
+export type { Logger };
+
+export function createLogger(opts: { level: string; name: string; destination?: pino.DestinationStream }): Logger {
+  return pino(
+    {
+      name: opts.name,
+      level: opts.level,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { service: opts.name },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    opts.destination,
+  );
+}

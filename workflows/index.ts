@@ -1,0 +1,1 @@
+export { pipeline } from './pipeline.workflow';

@@ -2,7 +2,14 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AgentContext } from '../src/agents/agent-contract';
 import { AgentRejectedError } from '../src/agents/agent-contract';
-import { AgentInputError, AgentOutputError, UnknownAgentError, type AgentRegistry } from '../src/agents';
+import {
+  AgentInputError,
+  AgentOutputError,
+  TemplateLoadError,
+  TrainingDataError,
+  UnknownAgentError,
+  type AgentRegistry,
+} from '../src/agents';
 import { contentHash } from '../src/audit/audit-chain';
 import { FailureType } from '../src/contracts';
 import type { Logger, RunMetrics } from '../src/telemetry';
@@ -70,7 +77,9 @@ export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: R
       if (e instanceof UnknownAgentError) throw failure(FailureType.UnknownAgent, e.message, true, attempt);
       if (e instanceof AgentInputError) throw failure(FailureType.AgentInputInvalid, e.message, true, attempt);
       if (e instanceof AgentOutputError) throw failure(FailureType.AgentOutputInvalid, e.message, true, attempt);
-      if (e instanceof AgentRejectedError) throw failure(FailureType.AgentRejected, e.message, true, attempt);
+      if (e instanceof AgentRejectedError || e instanceof TrainingDataError || e instanceof TemplateLoadError) {
+        throw failure(FailureType.AgentRejected, e.message, true, attempt);
+      }
       throw failure(FailureType.AgentFailed, e.message, false, attempt, e);
     } finally {
       if (beat) clearInterval(beat);

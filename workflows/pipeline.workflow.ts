@@ -27,11 +27,11 @@ const { checkInput } = proxyActivities<Activities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.InputRejected] },
 });
 
-// Audit writes retry without limit (maximumAttempts 0): a run never ends with a missing event, it waits for
+// Audit writes retry without limit (no maximumAttempts): a run never ends with a missing event, it waits for
 // PostgreSQL to come back instead.
 const { recordAudit } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
-  retry: { maximumAttempts: 0, initialInterval: '500 ms', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+  retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', backoffCoefficient: 2 },
 });
 
 function describeFailure(err: unknown): { type: string; message: string; attempts?: number } {

@@ -58,7 +58,7 @@ const taskQueue = 'wf-test-pipeline';
 const metricsRegistry = new Registry();
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
   [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
   agents = [
     ...createBuiltinAgents({ trainFile: join(ROOT, 'src/demo/train.csv'), cacheDir: mkdtempSync(join(tmpdir(), 'agentry-models-')) }),

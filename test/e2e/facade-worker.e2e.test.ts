@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { mintToken, type Role } from '../../src/facade/auth';
+import { createAuditStore } from '../../src/audit';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
+import { startTemporal } from '../helpers/temporal';
+import { waitUntil } from '../helpers/wait';
+
+const secret = randomBytes(32).toString('hex');
+const tenant = `e2e-${randomBytes(3).toString('hex')}`;
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let facade: Service;
+let worker: Service;
+let base: string;
+let workerMetricsUrl: string;
+
+const token = (roles: Role[] = ['operator'], t = tenant, sub = 'e2e-user') =>
+  mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: sub, tenant: t, roles });
+
+async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+      ...(opts.body !== undefined || opts.raw !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...opts.headers,
+    },
+    body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, json, text };
+}
+
+async function metricValue(url: string, name: string, labels: Record<string, string>): Promise<number> {
+  const body = await (await fetch(url)).text();
+  const line = body
+    .split('\n')
+    .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+async function runToEnd(runId: string, tk: string) {
+  return waitUntil(`run ${runId} to finish`, async () => {
+    const r = await call('GET', `/v1/runs/${runId}`, { token: tk });
+    return r.status === 200 && r.json.status !== 'running' ? r.json : undefined;
+  }, 60_000, 200);
+}
+
+beforeAll(async () => {
+  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
+  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
+  const common = {
+    DATABASE_URL: db.url,
+    TEMPORAL_ADDRESS: env.address,
+    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    JWT_SECRET: secret,
+    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-e2e-')),
+  };
+  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
+  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
+  base = `http://127.0.0.1:${port}`;
+  workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+});
+
+afterAll(async () => {
+  await Promise.all([facade?.stop(), worker?.stop()]);
+  await db?.drop();
+  await env?.teardown();
+});
+
+test('/health and /ready answer, and /ready names each dependency', async () => {
+  expect((await call('GET', '/health')).status).toBe(200);
+  const ready = await call('GET', '/ready');
+  expect(ready.status).toBe(200);
+  expect(ready.json.checks).toMatchObject({ temporal: { ok: true }, postgres: { ok: true }, limiter: { ok: true, mode: 'redis' } });
+});
+
+test('a ticket started over HTTP runs every stage, leaves its audit trail and moves the metrics', async () => {
+  const tk = await token();
+  const started = await call('POST', '/v1/pipelines/support-triage/runs', {
+    token: tk,
+    body: { input: { text: 'I lost my card yesterday, my email is sam@example.org', ticketId: 'E2E-1' } },
+  });
+  expect(started.status).toBe(202);
+  expect(started.json.runId).toMatch(/^support-triage\//);
+  expect(started.headers.get('location')).toBe(`/v1/runs/${started.json.runId}`);
+
+  const run = await runToEnd(started.json.runId, tk);
+  expect(run.status).toBe('completed');
+  expect(run.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
+    'redact:completed',
+    'classify:completed',
+    'route:completed',
+    'reply:completed',
+  ]);
+  expect(run.outputs.redact.text).not.toContain('sam@example.org');
+  expect(run.links.ui).toContain(encodeURIComponent(`${tenant}/${started.json.runId}`));
+
+  const events = await createAuditStore(db.pool).listByRun(tenant, started.json.runId);
+  expect(events.map((e) => e.type)).toEqual([
+    'run.started',
+    'stage.completed',
+    'stage.completed',
+    'stage.completed',
+    'stage.completed',
+    'run.completed',
+  ]);
+  expect(events.every((e) => e.actor === 'e2e-user')).toBe(true);
+  await expect(createAuditStore(db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
+
+  expect(await metricValue(workerMetricsUrl, 'agent_executions_total', { agent_name: 'pii-redact', status: 'ok' })).toBeGreaterThanOrEqual(1);
+  expect(await metricValue(workerMetricsUrl, 'workflows_total', { status: 'completed', workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
+  expect(await metricValue(`${base}/metrics`, 'runs_started_total', { workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
+  expect(await metricValue(`${base}/metrics`, 'http_requests_total', { route: '/v1/runs/:pipeline/:id', status: '200' })).toBeGreaterThanOrEqual(1);
+
+  const listed = await waitUntil('the run to be listed', async () => {
+    const r = await call('GET', '/v1/runs?pipeline=support-triage&status=completed', { token: tk });
+    return r.json.runs.some((x: { runId: string }) => x.runId === started.json.runId) ? r.json : undefined;
+  });
+  expect(listed.runs.find((x: { runId: string }) => x.runId === started.json.runId)).toMatchObject({ status: 'completed', pipeline: 'support-triage' });
+});
+
+test('requests without a valid token are refused with problem+json', async () => {
+  const none = await call('POST', '/v1/pipelines/support-triage/runs', { body: { input: { text: 'x' } } });
+  expect(none.status).toBe(401);
+  expect(none.type).toContain('application/problem+json');
+  expect(none.json.code).toBe('unauthorized');
+  const forged = await mintToken({ secret: 'x'.repeat(40), issuer: 'agentry', audience: 'agentry-api', subject: 's', tenant, roles: ['admin'] });
+  expect((await call('GET', '/v1/runs', { token: forged })).status).toBe(401);
+});
+
+test('bad input gets a clear 4xx naming the field, and starts nothing', async () => {
+  const tk = await token();
+  const invalid = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, body: { input: { text: 7, extra: true } } });
+  expect(invalid.status).toBe(400);
+  expect(invalid.json.code).toBe('validation_failed');
+  expect(invalid.json.errors.map((e: { path: string }) => e.path).sort()).toEqual(['/input/extra', '/input/text']);
+
+  const malformed = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, raw: '{"input": {' });
+  expect(malformed.status).toBe(400);
+  expect(malformed.json.code).toBe('invalid_json');
+
+  const wrongType = await call('POST', '/v1/pipelines/support-triage/runs', {
+    token: tk,
+    raw: 'text=hi',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  expect(wrongType.status).toBe(415);
+
+  const unknown = await call('POST', '/v1/pipelines/no-such-pipeline/runs', { token: tk, body: { input: { text: 'x' } } });
+  expect(unknown.status).toBe(404);
+  expect(unknown.type).toContain('application/problem+json');
+
+  for (const r of [invalid, malformed, wrongType, unknown]) expect(r.text).not.toMatch(/\s+at\s|\/src\/|node_modules/);
+});
+
+test('roles and tenants are enforced', async () => {
+  const viewer = await token(['viewer']);
+  const denied = await call('POST', '/v1/pipelines/support-triage/runs', { token: viewer, body: { input: { text: 'hello' } } });
+  expect(denied.status).toBe(403);
+
+  const started = await call('POST', '/v1/pipelines/support-triage/runs', { token: await token(), body: { input: { text: 'hello there' } } });
+  const other = await token(['admin'], `${tenant}-other`);
+  const peek = await call('GET', `/v1/runs/${started.json.runId}`, { token: other });
+  expect(peek.status).toBe(404);
+});
+
+test('the same Idempotency-Key returns the same run; with another body it is a conflict', async () => {
+  const tk = await token();
+  const key = `key-${randomBytes(4).toString('hex')}`;
+  const body = { input: { text: 'Where is my transfer?' } };
+  const first = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, body, headers: { 'Idempotency-Key': key } });
+  const second = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, body, headers: { 'Idempotency-Key': key } });
+  expect(first.status).toBe(202);
+  expect(second.status).toBe(200);
+  expect(second.json.runId).toBe(first.json.runId);
+  const clash = await call('POST', '/v1/pipelines/support-triage/runs', {
+    token: tk,
+    body: { input: { text: 'something else' } },
+    headers: { 'Idempotency-Key': key },
+  });
+  expect(clash.status).toBe(409);
+  expect(clash.json.code).toBe('idempotency_key_reused');
+});
+
+test('/openapi.json describes every route', async () => {
+  const doc = await call('GET', '/openapi.json');
+  expect(doc.status).toBe(200);
+  expect(Object.keys(doc.json.paths)).toEqual(
+    expect.arrayContaining(['/v1/pipelines/{pipeline}/runs', '/v1/runs/{pipeline}/{id}', '/v1/runs', '/v1/pipelines', '/health', '/ready', '/metrics']),
+  );
+});

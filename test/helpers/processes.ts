@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { waitUntil } from './wait';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+/** A free TCP port on loopback (bound and released; good enough for one test process). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface Service {
+  child: ChildProcess;
+  /** Everything the process printed, for assertions and for diagnosing a failed start. */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs one of the project's entry files (`src/server.ts`, `src/worker.ts`) as a real process. */
+export function spawnService(entry: string, env: Record<string, string>): Service {
+  let out = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, entry)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    child,
+    output: () => out,
+    stop(signal = 'SIGTERM') {
+      return new Promise((resolveStop) => {
+        if (child.exitCode !== null) return resolveStop(child.exitCode);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          resolveStop(code);
+        });
+        child.kill(signal);
+      });
+    },
+  };
+}
+
+/** Waits until `url` answers 200, failing early (with the process output) if the process exits. */
+export async function waitForHttp(url: string, service: Service, timeoutMs = 90_000): Promise<void> {
+  await waitUntil(
+    `${url} to answer 200`,
+    async () => {
+      if (service.child.exitCode !== null) {
+        throw Object.assign(new Error(`process exited with ${service.child.exitCode}:\n${service.output()}`), { fatal: true });
+      }
+      const res = await fetch(url).catch(() => undefined);
+      return res?.ok ? true : undefined;
+    },
+    timeoutMs,
+    250,
+  ).catch((err) => {
+    throw new Error(`${(err as Error).message}\n--- process output ---\n${service.output()}`);
+  });
+}

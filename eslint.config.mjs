@@ -26,15 +26,19 @@ export default tseslint.config(
   {
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: forbiddenInWorkflows.map((name) => ({
-            name,
-            message: 'Workflow code must stay deterministic: do the I/O in an activity.',
-          })),
           patterns: [
-            { group: ['**/activities', '**/activities/*'], allowImportNames: [], message: 'Import activities as types only.' },
+            {
+              group: forbiddenInWorkflows,
+              message: 'Workflow code must stay deterministic: do the I/O in an activity.',
+            },
+            {
+              group: ['**/activities', '**/activities/*'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities<Activities>).',
+            },
           ],
         },
       ],

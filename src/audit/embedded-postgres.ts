@@ -23,6 +23,9 @@ export async function startEmbeddedPostgres(opts: { stateDir: string; port: numb
     persistent: true,
     // Running as root (containers, CI) needs a separate OS user for postgres; the package creates it.
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    // The package asks initdb for the en_US.UTF-8 locale, which slim machines and containers often lack; the
+    // C.UTF-8 locale is always there and keeps UTF-8 text intact. Later flags override the package's own.
+    initdbFlags: ['--locale=C.UTF-8', '--lc-messages=C.UTF-8', '--encoding=UTF8'],
     onLog: () => undefined,
     onError: (e) => opts.log?.(`embedded postgres: ${String(e)}`),
   });

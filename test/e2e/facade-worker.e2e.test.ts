@@ -33,6 +33,7 @@ async function call(method: string, path: string, opts: { token?: string; body?:
     body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
   });
   const text = await res.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
   let json: any;
   try {
     json = JSON.parse(text);

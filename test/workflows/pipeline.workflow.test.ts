@@ -1,118 +1,38 @@
 import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, Worker, DefaultLogger } from '@temporalio/worker';
-import { ApplicationFailure } from '@temporalio/common';
-import { Registry } from 'prom-client';
-import { z } from 'zod';
-import { createActivities } from '../../activities';
-import { createAgentRegistry, createBuiltinAgents, type Agent } from '../../src/agents';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createAuditStore } from '../../src/audit';
-import { PIPELINE_WORKFLOW, SA_PIPELINE, SA_STATUS, SA_TENANT, progressQuery, type PipelineRunInput, type PipelineRunResult } from '../../src/contracts';
-import { definitionHash } from '../../src/pipelines/definition-hash';
-import { agentCatalogOf } from '../../src/pipelines/pipeline-catalog';
-import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
-import { createInputChecker } from '../../src/security';
-import { createLogger, createRunMetrics } from '../../src/telemetry';
+import { SA_STATUS, progressQuery, type PipelineRunResult } from '../../src/contracts';
+import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../helpers/pipeline-worker';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { startTemporal, workflowBundle } from '../helpers/temporal';
+import { startTemporal } from '../helpers/temporal';
+import { TEST_PIPELINES } from '../helpers/test-agents';
 
 const ROOT = resolve(__dirname, '..', '..');
 
-/** Fails the first `failures` attempts of each stage with a transient error, then echoes. */
-function flakyAgent(failures: number): Agent {
-  return {
-    name: 'flaky',
-    version: '1',
-    description: 'fails transiently before succeeding',
-    input: z.object({ text: z.string() }),
-    output: z.object({ echoed: z.string(), attempt: z.number() }),
-    async run(input, ctx) {
-      if (ctx.attempt <= failures) throw new Error(`transient failure ${ctx.attempt}`);
-      return { echoed: input.text, attempt: ctx.attempt };
-    },
-  };
-}
-
-/** Breaks its own output contract: a non-retryable failure. */
-const liarAgent: Agent = {
-  name: 'liar',
-  version: '1',
-  description: 'returns output that does not match its schema',
-  input: z.object({ text: z.string() }),
-  output: z.object({ count: z.number() }),
-  async run() {
-    return { count: 'many' } as unknown as { count: number };
-  },
-};
-
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;
-let worker: Worker;
-let running: Promise<void>;
-let agents: Agent[];
+let pw: PipelineWorker;
 const taskQueue = 'wf-test-pipeline';
-const metricsRegistry = new Registry();
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  agents = [
-    ...createBuiltinAgents({ trainFile: join(ROOT, 'src/demo/train.csv'), cacheDir: mkdtempSync(join(tmpdir(), 'agentry-models-')) }),
-    flakyAgent(2),
-    liarAgent,
-  ];
-  const registry = createAgentRegistry(agents);
-  worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      agents: registry,
-      audit: createAuditStore(db.pool),
-      checker: createInputChecker(),
-      metrics: createRunMetrics(metricsRegistry),
-      logger: createLogger({ level: 'silent', name: 'test' }),
-    }),
-  });
-  running = worker.run();
+  pw = await startPipelineWorker(env, db.pool, taskQueue);
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await pw?.stop();
   await db?.drop();
   await env?.teardown();
 });
 
 let counter = 0;
-async function start(yaml: string, input: Record<string, unknown>) {
-  const definition = parsePipelineText(yaml, 'test.yaml', agentCatalogOf(agents));
-  const runId = `${definition.name}/run-${++counter}`;
-  const args: PipelineRunInput = {
-    runId,
-    definition,
-    definitionHash: definitionHash(definition),
-    input,
-    principal: { subject: 'alice', tenant: 'wf-tests', roles: ['operator'] },
-    request: { requestId: `req-${counter}` },
-  };
-  const handle = await env.client.workflow.start(PIPELINE_WORKFLOW, {
-    taskQueue,
-    workflowId: `wf-tests/${runId}`,
-    args: [args],
-    typedSearchAttributes: [
-      { key: SA_TENANT, value: 'wf-tests' },
-      { key: SA_PIPELINE, value: definition.name },
-      { key: SA_STATUS, value: 'running' },
-    ],
-  });
-  return { handle, runId };
-}
+const start = (yaml: string, input: Record<string, unknown>) =>
+  startPipelineRun(env.client, pw.agents, taskQueue, yaml, input, `run-${++counter}`);
 
 const auditTypes = async (runId: string) =>
   (await createAuditStore(db.pool).listByRun('wf-tests', runId)).map((e) => `${e.type}${e.stage ? `:${e.stage}` : ''}`);
@@ -150,17 +70,7 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
   expect(await handle.query(progressQuery)).toMatchObject({ status: 'completed' });
 });
 
-const flakyYaml = `
-name: flaky-pipeline
-version: 1
-description: retries a transient failure
-input: { type: object, required: [text], properties: { text: { type: string } } }
-stages:
-  - name: echo
-    agent: flaky
-    with: { text: "\${input.text}" }
-    retry: { maximumAttempts: 3, initialInterval: 100ms }
-`;
+const flakyYaml = TEST_PIPELINES.flaky;
 
 test('a transient agent failure is retried and the attempts are recorded', async () => {
   const { handle, runId } = await start(flakyYaml, { text: 'hello' });
@@ -184,17 +94,7 @@ test('a stage that fails after its retries fails the run with its failure type',
 
 test('an output that breaks the agent contract fails at once, without retries', async () => {
   const { handle } = await start(
-    `
-name: liar-pipeline
-version: 1
-description: contract violation
-input: { type: object, properties: { text: { type: string } } }
-stages:
-  - name: lie
-    agent: liar
-    with: { text: "\${input.text}" }
-    retry: { maximumAttempts: 5, initialInterval: 1s }
-`,
+    TEST_PIPELINES.liar,
     { text: 'x' },
   );
   const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
@@ -206,21 +106,7 @@ stages:
 
 test('stages whose when-condition is false are skipped and audited as skipped', async () => {
   const { handle, runId } = await start(
-    `
-name: conditional
-version: 1
-description: skip on condition
-input: { type: object, required: [text], properties: { text: { type: string }, urgent: { type: boolean } } }
-stages:
-  - name: first
-    agent: flaky
-    with: { text: "\${input.text}" }
-    retry: { maximumAttempts: 3, initialInterval: 100ms }
-  - name: urgent-only
-    agent: pii-redact
-    when: { ref: input.urgent, eq: true }
-    with: { text: "\${input.text}" }
-`,
+    TEST_PIPELINES.conditional,
     { text: 'hi', urgent: false },
   );
   const result = (await handle.result()) as PipelineRunResult;

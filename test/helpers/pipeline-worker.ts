@@ -1,0 +1,93 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { Registry } from 'prom-client';
+import { createActivities } from '../../activities';
+import { createAgentRegistry, createBuiltinAgents, type Agent } from '../../src/agents';
+import { createAuditStore } from '../../src/audit';
+import { PIPELINE_WORKFLOW, SA_PIPELINE, SA_STATUS, SA_TENANT, type PipelineRunInput } from '../../src/contracts';
+import { definitionHash } from '../../src/pipelines/definition-hash';
+import { agentCatalogOf } from '../../src/pipelines/pipeline-catalog';
+import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
+import { createInputChecker } from '../../src/security';
+import { createLogger, createRunMetrics } from '../../src/telemetry';
+import { workflowBundle } from './temporal';
+import { flakyAgent, liarAgent } from './test-agents';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+export interface PipelineWorker {
+  agents: Agent[];
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker in the test process hosting the real pipeline workflow and real activities (built-in agents plus
+ * the test agents), writing the audit trail to `pool`.
+ */
+export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Pool, taskQueue: string): Promise<PipelineWorker> {
+  const agents = [
+    ...createBuiltinAgents({ trainFile: join(ROOT, 'src/demo/train.csv'), cacheDir: mkdtempSync(join(tmpdir(), 'agentry-models-')) }),
+    flakyAgent(2),
+    liarAgent,
+  ];
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({
+      agents: createAgentRegistry(agents),
+      audit: createAuditStore(pool),
+      checker: createInputChecker(),
+      metrics: createRunMetrics(new Registry()),
+      logger: createLogger({ level: 'silent', name: 'test' }),
+    }),
+  });
+  const running = worker.run();
+  return {
+    agents,
+    worker,
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+/** Starts a pipeline run from definition text, as the facade would (tenant `wf-tests`, subject `alice`). */
+export async function startPipelineRun(
+  client: Client,
+  agents: Agent[],
+  taskQueue: string,
+  yaml: string,
+  input: Record<string, unknown>,
+  id: string,
+) {
+  const definition = parsePipelineText(yaml, 'test.yaml', agentCatalogOf(agents));
+  const runId = `${definition.name}/${id}`;
+  const args: PipelineRunInput = {
+    runId,
+    definition,
+    definitionHash: definitionHash(definition),
+    input,
+    principal: { subject: 'alice', tenant: 'wf-tests', roles: ['operator'] },
+    request: { requestId: `req-${id}` },
+  };
+  const handle = await client.workflow.start(PIPELINE_WORKFLOW, {
+    taskQueue,
+    workflowId: `wf-tests/${runId}`,
+    args: [args],
+    typedSearchAttributes: [
+      { key: SA_TENANT, value: 'wf-tests' },
+      { key: SA_PIPELINE, value: definition.name },
+      { key: SA_STATUS, value: 'running' },
+    ],
+  });
+  return { handle, runId };
+}

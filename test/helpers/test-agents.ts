@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import type { Agent } from '../../src/agents';
+
+/** Fails the first `failures` attempts of each stage with a transient error, then echoes. */
+export function flakyAgent(failures: number): Agent {
+  return {
+    name: 'flaky',
+    version: '1',
+    description: 'fails transiently before succeeding',
+    input: z.object({ text: z.string() }),
+    output: z.object({ echoed: z.string(), attempt: z.number() }),
+    async run(input, ctx) {
+      if (ctx.attempt <= failures) throw new Error(`transient failure ${ctx.attempt}`);
+      return { echoed: input.text, attempt: ctx.attempt };
+    },
+  };
+}
+
+/** Breaks its own output contract: a non-retryable failure. */
+export const liarAgent: Agent = {
+  name: 'liar',
+  version: '1',
+  description: 'returns output that does not match its schema',
+  input: z.object({ text: z.string() }),
+  output: z.object({ count: z.number() }),
+  async run() {
+    return { count: 'many' } as unknown as { count: number };
+  },
+};
+
+/** Pipelines over the test agents, one per interpreter path worth covering. */
+export const TEST_PIPELINES = {
+  flaky: `
+name: flaky-pipeline
+version: 1
+description: retries a transient failure
+input: { type: object, required: [text], properties: { text: { type: string } } }
+stages:
+  - name: echo
+    agent: flaky
+    with: { text: "\${input.text}" }
+    retry: { maximumAttempts: 3, initialInterval: 100ms }
+`,
+  liar: `
+name: liar-pipeline
+version: 1
+description: contract violation
+input: { type: object, properties: { text: { type: string } } }
+stages:
+  - name: lie
+    agent: liar
+    with: { text: "\${input.text}" }
+    retry: { maximumAttempts: 5, initialInterval: 1s }
+`,
+  conditional: `
+name: conditional
+version: 1
+description: skip on condition
+input: { type: object, required: [text], properties: { text: { type: string }, urgent: { type: boolean } } }
+stages:
+  - name: first
+    agent: flaky
+    with: { text: "\${input.text}" }
+    retry: { maximumAttempts: 3, initialInterval: 100ms }
+  - name: urgent-only
+    agent: pii-redact
+    when: { ref: input.urgent, eq: true }
+    with: { text: "\${input.text}" }
+`,
+};

@@ -1,0 +1,36 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { quietLogger, workflowBundle } from '../helpers/temporal';
+
+const DIR = join(__dirname, 'histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+
+beforeAll(() => {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+});
+
+test('the corpus covers the interpreter paths', () => {
+  expect(files.length).toBeGreaterThanOrEqual(7);
+});
+
+test('every recorded history replays against the current workflow code', async () => {
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: historyFromJSON(JSON.parse(readFileSync(join(DIR, f), 'utf8'))),
+  }));
+  const results: { workflowId: string; error?: unknown }[] = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) results.push(r);
+  expect(results.map((r) => [r.workflowId, r.error ? String(r.error) : 'ok'])).toEqual(histories.map((h) => [h.workflowId, 'ok']));
+});
+
+test('an incompatible change to the workflow fails replay with a determinism error', async () => {
+  const altered = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../fixtures/altered-workflow'),
+    logger: quietLogger,
+  });
+  const history = historyFromJSON(JSON.parse(readFileSync(join(DIR, 'support-triage-completed.json'), 'utf8')));
+  await expect(Worker.runReplayHistory({ workflowBundle: altered }, history)).rejects.toBeInstanceOf(DeterminismViolationError);
+});

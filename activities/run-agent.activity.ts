@@ -68,7 +68,8 @@ export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: R
     } catch (err) {
       if (actx.cancellationSignal.aborted) {
         observe('cancelled');
-        throw err;
+        // Report the cancellation itself (a CancelledFailure), not whatever the aborted agent threw.
+        throw actx.cancellationSignal.reason ?? err;
       }
       observe('error');
       const e = err instanceof Error ? err : new Error(String(err));

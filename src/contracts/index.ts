@@ -4,7 +4,7 @@
  * I/O libraries; `@temporalio/workflow`'s define* helpers are plain data and safe on both sides.
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PipelineDefinition, Role } from '../pipelines/definition-schema';
 
 /** Task queue served by the default worker kind. */
@@ -40,11 +40,17 @@ export interface PipelineRunInput {
   request: RequestMeta;
 }
 
-export type StageStatus = 'pending' | 'running' | 'completed' | 'skipped' | 'failed';
+export type StageStatus = 'pending' | 'running' | 'awaiting-approval' | 'completed' | 'skipped' | 'failed' | 'cancelled';
 
 export interface StageState {
   name: string;
-  agent: string;
+  kind: 'agent' | 'approval' | 'parallel';
+  /** The agent an agent stage runs. */
+  agent?: string;
+  /** The parallel group an agent stage belongs to. */
+  group?: string;
+  /** Compensation stages run only when the run is cancelled. */
+  compensation?: boolean;
   status: StageStatus;
   attempts: number;
   /** Epoch milliseconds, workflow time. */
@@ -54,7 +60,53 @@ export interface StageState {
   error?: { type: string; message: string };
 }
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+/** Run statuses, also the values of the `AgentryStatus` search attribute. */
+export type RunStatus = 'running' | 'awaiting-approval' | 'completed' | 'failed' | 'cancelled';
+
+/** One stage transition, numbered so clients can resume a stream of them (`Last-Event-ID`). */
+export interface Transition {
+  /** 1, 2, 3... in the order the workflow made them. */
+  seq: number;
+  /** Epoch milliseconds, workflow time. */
+  at: number;
+  /** The stage, or absent for transitions of the run itself. */
+  stage?: string;
+  status: StageStatus | RunStatus;
+  detail?: string;
+}
+
+/** An approval decision as sent by the facade (update) or a plain client (signal of the same name). */
+export interface ApprovalDecisionInput {
+  stage: string;
+  decision: 'approve' | 'reject';
+  comment?: string;
+  /** Who decides. The facade fills this from the verified token; CLI users state it themselves. */
+  approver: { subject: string; roles: Role[] };
+}
+
+export interface ApprovalRecord {
+  stage: string;
+  decision: 'approved' | 'rejected' | 'timed_out';
+  /** Subject of the approver; `system` when a timeout decided. */
+  approver: string;
+  comment?: string;
+  /** Epoch milliseconds, workflow time, when the decision arrived. */
+  decidedAt: number;
+  /** Epoch milliseconds when the decision was applied to the stage (later than decidedAt for early approvals). */
+  appliedAt?: number;
+  escalated?: boolean;
+}
+
+export interface CancelRequest {
+  actor: string;
+  reason: string;
+}
+
+export interface SignalRecord {
+  name: string;
+  actor: string;
+  at: number;
+}
 
 export interface RunProgress {
   runId: string;
@@ -62,6 +114,11 @@ export interface RunProgress {
   version: number;
   status: RunStatus;
   stages: StageState[];
+  approvals: ApprovalRecord[];
+  signals: SignalRecord[];
+  cancellation?: CancelRequest;
+  /** Every transition so far; `GET /v1/runs/:id/events` streams these. */
+  transitions: Transition[];
 }
 
 export interface PipelineRunResult extends RunProgress {
@@ -72,6 +129,21 @@ export interface PipelineRunResult extends RunProgress {
 
 /** Query answering the per-stage state of a run. */
 export const progressQuery = defineQuery<RunProgress>('progress');
+
+/**
+ * Approve or reject an approval stage. The update validates (role, stage state, self-approval) before it is
+ * accepted, so a refused decision never enters the history; it answers with the recorded decision.
+ */
+export const approveUpdate = defineUpdate<ApprovalRecord, [ApprovalDecisionInput]>('approve');
+/** The same decision for plain clients (`temporal workflow signal --name approve`); invalid ones are ignored. */
+export const approveSignal = defineSignal<[ApprovalDecisionInput]>('approve');
+/** Cancel with an actor and a reason; the run compensates, audits who cancelled it and ends `cancelled`. */
+export const cancelSignal = defineSignal<[CancelRequest]>('cancel');
+/** Payload of a definition-declared signal (`POST /v1/runs/:id/signals/:name`). */
+export interface SignalInput {
+  actor: string;
+  payload: Record<string, unknown>;
+}
 
 /** Search attributes that make runs filterable in the Web UI and in `GET /v1/runs`. */
 export const SA_TENANT = defineSearchAttributeKey('AgentryTenant', 'KEYWORD');
@@ -104,6 +176,10 @@ export enum FailureType {
   InputRejected = 'InputRejected',
   /** The audit trail could not be written; retried until PostgreSQL returns. */
   AuditUnavailable = 'AuditUnavailable',
+  /** An approval stage was rejected, or timed out with `onTimeout: reject`. */
+  ApprovalRejected = 'ApprovalRejected',
+  /** The run exceeded its definition's `limits.runTimeout`. */
+  RunTimedOut = 'RunTimedOut',
 }
 
 /** Failure types that never succeed on retry. */
@@ -113,6 +189,8 @@ export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
   FailureType.UnknownAgent,
   FailureType.AgentRejected,
   FailureType.InputRejected,
+  FailureType.ApprovalRejected,
+  FailureType.RunTimedOut,
 ];
 
 /** Audit event types written by the pipeline workflow. */
@@ -123,7 +201,14 @@ export type AuditEventType =
   | 'run.cancelled'
   | 'stage.completed'
   | 'stage.failed'
-  | 'stage.skipped';
+  | 'stage.skipped'
+  | 'approval.requested'
+  | 'approval.granted'
+  | 'approval.rejected'
+  | 'approval.timed_out'
+  | 'approval.escalated'
+  | 'signal.received'
+  | 'security.denied';
 
 export interface AuditEventInput {
   /** Deterministic: `{workflowId}#{sequence}`, so retries of the write never duplicate it. */

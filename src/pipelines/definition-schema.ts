@@ -1,6 +1,8 @@
 /**
- * The pipeline definition DSL (v1): the zod schema that validates an authored definition and the plain-JSON
- * shape it parses into.
+ * The pipeline definition DSL: the zod schema that validates an authored definition and the plain-JSON shape it
+ * parses into. Stages come in three kinds, told apart by their key: agent stages (`agent:`), approval stages
+ * (`approval:`) and parallel groups (`parallel:`). Top-level `signals` and `onCancel` are optional, so every v1
+ * definition is still valid.
  *
  * Workflow code imports this module's TYPES only (`import type`), so the runtime dependencies here (zod, ajv)
  * never reach the workflow bundle. The parsed output is deliberately plain JSON with every duration already in
@@ -67,7 +69,7 @@ export interface RetryPolicy {
 
 /** Operators usable in one comparison; when several are given they must all hold. */
 export interface RefCondition {
-  /** Path of the value under test, `input.<field>...` or `<stage>.<field>...` (no `${}`). */
+  /** Path of the value under test, `input.<field>...`, `signals.<name>...` or `<stage>.<field>...` (no `${}`). */
   ref: string;
   /** Deep JSON equality. */
   eq?: JsonValue;
@@ -116,7 +118,7 @@ export type ConditionOperator = (typeof CONDITION_OPERATORS)[number];
 
 /** A stage that runs one agent in the `runAgent` activity. */
 export interface AgentStage {
-  /** Discriminates future stage kinds (approval, parallel); always `'agent'` in v1 and never authored. */
+  /** Discriminates the stage kinds; never authored (the loader tells kinds apart by their key). */
   kind: 'agent';
   name: string;
   agent: string;
@@ -133,7 +135,80 @@ export interface AgentStage {
   heartbeatTimeoutMs?: number;
 }
 
-export type Stage = AgentStage;
+/** What an approval stage does when nobody decides within its timeout. */
+export const APPROVAL_TIMEOUT_ACTIONS = ['reject', 'approve', 'escalate'] as const;
+export type ApprovalTimeoutAction = (typeof APPROVAL_TIMEOUT_ACTIONS)[number];
+
+/**
+ * A stage that waits for a person to approve or reject the run. Authored as `approval: { roles, timeout, ... }`.
+ * Its output is an `ApprovalOutput`.
+ */
+export interface ApprovalStage {
+  kind: 'approval';
+  name: string;
+  /** The stage runs only when this holds; otherwise it is skipped and its output is absent. */
+  when?: Condition;
+  /** Roles that may decide, before any escalation. Never empty. */
+  roles: Role[];
+  /** How long to wait for a decision. Authored as `timeout` (required). @format ms */
+  timeoutMs: number;
+  /**
+   * When the timeout passes undecided: `reject` fails the run, `approve` lets it carry on, `escalate` hands the
+   * decision to `escalateTo` for `escalationTimeoutMs` more, after which a still-undecided approval is rejected.
+   * A decision made by a timeout has `decision: 'timed_out'` in the output. @default 'reject'
+   */
+  onTimeout: ApprovalTimeoutAction;
+  /** Roles that may decide once escalated. `[]` unless `onTimeout` is `escalate`. @default ['admin'] when escalating */
+  escalateTo: Role[];
+  /**
+   * How long an escalated approval waits before it is rejected. Authored as `escalationTimeout`. `0` unless
+   * `onTimeout` is `escalate`. @default timeoutMs when escalating @format ms
+   */
+  escalationTimeoutMs: number;
+  /** Whether the principal who started the run may approve it. @default false */
+  allowSelfApproval: boolean;
+}
+
+/** The output of an approval stage, referable as `${<stage>.decision}` and so on. */
+export interface ApprovalOutput {
+  decision: 'approved' | 'rejected' | 'timed_out';
+  /** Subject of whoever decided; `system` when a timeout decided. */
+  approver: string;
+  comment?: string;
+}
+
+/** The fields of `ApprovalOutput`, for load-time reference checks. */
+export const APPROVAL_OUTPUT_FIELDS = ['decision', 'approver', 'comment'] as const satisfies readonly (keyof ApprovalOutput)[];
+
+/** How a parallel group reacts to a failing stage. */
+export const PARALLEL_FAILURE_MODES = ['failFast', 'collect'] as const;
+export type ParallelFailureMode = (typeof PARALLEL_FAILURE_MODES)[number];
+
+/**
+ * A group of agent stages run concurrently. Authored as `parallel: { maxConcurrency, onFailure, stages }`.
+ *
+ * Its stages may reference the run input, signals and stages before the group, never each other. Later stages
+ * may reference a member directly (`${member.field}`) or through the group, whose output is an object keyed by
+ * member name (`${group.member.field}`); a member that was skipped or did not complete is absent from it.
+ */
+export interface ParallelStage {
+  kind: 'parallel';
+  name: string;
+  /** The group (all of its stages) runs only when this holds; otherwise it is skipped and its output is absent. */
+  when?: Condition;
+  /** Stages of the group running at once, 1 to the loader's `maxParallelStages`. @default 4 (or that limit if lower) */
+  maxConcurrency: number;
+  /**
+   * `failFast`: the first failing stage fails the group and the stages still running are cancelled. `collect`:
+   * every stage runs to its end and the failures are gathered before the group's outcome is decided.
+   * @default 'failFast'
+   */
+  onFailure: ParallelFailureMode;
+  /** Agent stages only (no approvals, no nested groups); at least one, at most `maxParallelStages`. */
+  stages: AgentStage[];
+}
+
+export type Stage = AgentStage | ApprovalStage | ParallelStage;
 
 /** A validated, normalised pipeline definition: plain JSON, safe to send as a Temporal payload. */
 export interface PipelineDefinition {
@@ -144,7 +219,18 @@ export interface PipelineDefinition {
   input: JsonObject;
   access: PipelineAccess;
   limits: PipelineLimits;
+  /**
+   * Names of the signals a run accepts (besides the built-in `approve` and `cancel`); the latest payload of each
+   * is referable as `${signals.<name>.<field>}`. @default []
+   */
+  signals: string[];
+  /** The main line, in order. Stage names are unique across the whole definition, group members included. */
   stages: Stage[];
+  /**
+   * Compensation: agent stages the workflow runs, in order, when a run is cancelled. They may reference the run
+   * input, signals and any main-line stage (whose output may be missing, like a skipped stage's). @default []
+   */
+  onCancel: AgentStage[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -172,6 +258,20 @@ export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({
   backoffCoefficient: 2,
   maximumIntervalMs: 30_000,
 });
+/** Default `onTimeout` of an approval stage. */
+export const DEFAULT_APPROVAL_ON_TIMEOUT: ApprovalTimeoutAction = 'reject';
+/** Default `escalateTo` of an approval stage with `onTimeout: escalate`. */
+export const DEFAULT_APPROVAL_ESCALATE_TO: readonly Role[] = Object.freeze<Role[]>(['admin']);
+/** Default `maxConcurrency` of a parallel group. */
+export const DEFAULT_PARALLEL_MAX_CONCURRENCY = 4;
+/** Default `onFailure` of a parallel group. */
+export const DEFAULT_PARALLEL_ON_FAILURE: ParallelFailureMode = 'failFast';
+/**
+ * Most stages one parallel group may hold, and its highest `maxConcurrency`, unless the loader is given another
+ * `maxParallelStages`. Far below Temporal's limit of 2,000 pending activities per workflow, so a group never
+ * approaches it even with other work in flight.
+ */
+export const MAX_PARALLEL_STAGES = 50;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Durations
@@ -343,12 +443,26 @@ const inputSchemaSchema = z
 export const STAGE_NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
 export const PIPELINE_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
+/**
+ * Names that cannot be stage names: they are the roots of references to the run input and to signal payloads,
+ * so a stage of that name would be unreachable.
+ */
+export const RESERVED_STAGE_NAMES = ['input', 'signals'] as const;
+const RESERVED_STAGE_NAME_USE: Record<(typeof RESERVED_STAGE_NAMES)[number], string> = {
+  input: 'the run input',
+  signals: 'signal payloads',
+};
+
 const stageNameSchema = z
   .string()
   .max(63, 'expected at most 63 characters')
   .regex(STAGE_NAME_PATTERN, 'expected lower case letters, digits, "_" or "-", starting with a letter')
-  // `input` is the root of references to the run input; a stage of that name would be unreachable.
-  .refine((name) => name !== 'input', { message: '"input" is reserved for the run input' });
+  .superRefine((name, ctx) => {
+    if (Object.prototype.hasOwnProperty.call(RESERVED_STAGE_NAME_USE, name)) {
+      const use = RESERVED_STAGE_NAME_USE[name as keyof typeof RESERVED_STAGE_NAME_USE];
+      ctx.addIssue({ code: 'custom', message: `"${name}" is reserved for ${use}` });
+    }
+  });
 
 const retrySchema = z
   .strictObject({
@@ -413,6 +527,138 @@ export const agentStageSchema = z
   });
 
 const roleListSchema = z.array(z.enum(ROLES, { error: `expected one of: ${ROLES.join(', ')}` }));
+const nonEmptyRoleListSchema = roleListSchema.min(1, 'expected at least one role');
+
+export const approvalStageSchema = z
+  .strictObject({
+    name: stageNameSchema,
+    when: conditionSchema.optional(),
+    approval: z
+      .strictObject({
+        roles: nonEmptyRoleListSchema,
+        timeout: durationSchema,
+        onTimeout: z.enum(APPROVAL_TIMEOUT_ACTIONS, { error: `expected one of: ${APPROVAL_TIMEOUT_ACTIONS.join(', ')}` }).optional(),
+        escalateTo: nonEmptyRoleListSchema.optional(),
+        escalationTimeout: durationSchema.optional(),
+        allowSelfApproval: z.boolean().optional(),
+      })
+      .superRefine((raw, ctx) => {
+        if ((raw.onTimeout ?? DEFAULT_APPROVAL_ON_TIMEOUT) === 'escalate') return;
+        for (const key of ['escalateTo', 'escalationTimeout'] as const) {
+          if (raw[key] !== undefined) {
+            ctx.addIssue({ code: 'custom', message: `${key} applies only with onTimeout: escalate`, path: [key] });
+          }
+        }
+      }),
+  })
+  .transform((raw): ApprovalStage => {
+    const { approval } = raw;
+    const onTimeout = approval.onTimeout ?? DEFAULT_APPROVAL_ON_TIMEOUT;
+    const escalates = onTimeout === 'escalate';
+    const stage: ApprovalStage = {
+      kind: 'approval',
+      name: raw.name,
+      roles: unique(approval.roles),
+      timeoutMs: approval.timeout,
+      onTimeout,
+      escalateTo: escalates ? unique(approval.escalateTo ?? DEFAULT_APPROVAL_ESCALATE_TO) : [],
+      escalationTimeoutMs: escalates ? (approval.escalationTimeout ?? approval.timeout) : 0,
+      allowSelfApproval: approval.allowSelfApproval ?? false,
+    };
+    if (raw.when !== undefined) stage.when = raw.when;
+    return stage;
+  });
+
+// Written out because the member schema refers back to the stage dispatcher, which TypeScript cannot infer through.
+interface ParallelStageSource {
+  name: string;
+  when?: unknown;
+  parallel: {
+    maxConcurrency?: number;
+    onFailure?: ParallelFailureMode;
+    stages: z.input<typeof agentStageSchema>[];
+  };
+}
+/** An authored stage of any kind. */
+type StageSource = z.input<typeof agentStageSchema> | z.input<typeof approvalStageSchema> | ParallelStageSource;
+
+/**
+ * The schemas that depend on the fan-out limit: parallel groups, and the stage dispatchers that lead to them.
+ *
+ * Stages are untagged, so, as with conditions, the branch is picked from the key the author used (`approval`,
+ * `parallel`, else an agent stage) and only that branch's problems are reported. Members of a parallel group
+ * and compensation stages must be agent stages, and are told why when they are not.
+ */
+function buildStageSchemas(maxParallelStages: number) {
+  const stageOf = (only?: string): z.ZodType<Stage, StageSource> =>
+    z.unknown().transform((value, ctx): Stage => {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        ctx.addIssue({ code: 'custom', message: 'expected a stage object (with agent, approval or parallel)' });
+        return z.NEVER;
+      }
+      const kind = 'approval' in value ? 'approval' : 'parallel' in value ? 'parallel' : 'agent';
+      if (only !== undefined && kind !== 'agent') {
+        ctx.addIssue({ code: 'custom', message: `${only} holds agent stages only, not ${kind} stages`, path: [kind] });
+        return z.NEVER;
+      }
+      const branch: z.ZodType<Stage, unknown> =
+        kind === 'approval' ? approvalStageSchema : kind === 'parallel' ? parallel : agentStageSchema;
+      const result = branch.safeParse(value);
+      if (!result.success) {
+        // Forwarded as they are (code, keys, path), so the loader can still tell a missing field or unknown key.
+        for (const issue of result.error.issues) ctx.addIssue({ ...issue } as Parameters<typeof ctx.addIssue>[0]);
+        return z.NEVER;
+      }
+      return result.data;
+    }) as unknown as z.ZodType<Stage, StageSource>;
+  const agentOnly = (where: string) =>
+    stageOf(where) as unknown as z.ZodType<AgentStage, z.input<typeof agentStageSchema>>;
+
+  const parallel = z
+    .strictObject({
+      name: stageNameSchema,
+      when: conditionSchema.optional(),
+      parallel: z.strictObject({
+        maxConcurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(maxParallelStages, `maxConcurrency may be at most ${maxParallelStages}`)
+          .optional(),
+        onFailure: z
+          .enum(PARALLEL_FAILURE_MODES, { error: `expected one of: ${PARALLEL_FAILURE_MODES.join(', ')}` })
+          .optional(),
+        stages: z
+          .array(agentOnly('a parallel group'))
+          .min(1, 'a parallel group needs at least one stage')
+          // Checked whatever the members' own problems, so an oversized group is reported at once.
+          .max(maxParallelStages, {
+            error: (issue) =>
+              `a parallel group may hold at most ${maxParallelStages} stages (this one has ${(issue.input as unknown[]).length}); ` +
+              'split it, or run the work as one agent that fans out itself',
+          }),
+      }),
+    })
+    .transform((raw): ParallelStage => {
+      const stage: ParallelStage = {
+        kind: 'parallel',
+        name: raw.name,
+        maxConcurrency: raw.parallel.maxConcurrency ?? Math.min(DEFAULT_PARALLEL_MAX_CONCURRENCY, maxParallelStages),
+        onFailure: raw.parallel.onFailure ?? DEFAULT_PARALLEL_ON_FAILURE,
+        stages: raw.parallel.stages,
+      };
+      if (raw.when !== undefined) stage.when = raw.when;
+      return stage;
+    });
+
+  return { stage: stageOf(), parallel, compensation: agentOnly('onCancel') };
+}
+
+const defaultStageSchemas = buildStageSchemas(MAX_PARALLEL_STAGES);
+/** A parallel group, with the default fan-out limit (`MAX_PARALLEL_STAGES`). */
+export const parallelStageSchema = defaultStageSchemas.parallel;
+/** Any stage of the main line: agent stage, approval stage or parallel group, told apart by their key. */
+export const stageSchema = defaultStageSchemas.stage;
 
 const accessSchema = z
   .strictObject({
@@ -450,51 +696,119 @@ const limitsSchema = z
     }),
   );
 
+// ---------------------------------------------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------------------------------------------
+
+export const SIGNAL_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
+/** Signal names the workflow defines itself (approval decisions, cancellation); definitions cannot declare them. */
+export const RESERVED_SIGNAL_NAMES = ['approve', 'cancel'] as const;
+
+const signalNameSchema = z
+  .string()
+  .regex(SIGNAL_NAME_PATTERN, 'expected 1 to 63 lower case letters, digits, "_" or "-", starting with a letter')
+  .refine((name) => !(RESERVED_SIGNAL_NAMES as readonly string[]).includes(name), {
+    message: `reserved signal name (reserved: ${RESERVED_SIGNAL_NAMES.join(', ')})`,
+  });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Definition
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Options of `createPipelineDefinitionSchema` (and of the loader functions, which pass them on). */
+export interface DefinitionSchemaOptions {
+  /** Most stages one parallel group may hold, and its highest `maxConcurrency`. @default MAX_PARALLEL_STAGES */
+  maxParallelStages?: number;
+}
+
 /**
  * Validates an authored definition (as read from YAML or JSON) and normalises it into a `PipelineDefinition`.
  * Checks that need the agent catalog (agent names, input keys, reference targets) live in the loader.
+ * `pipelineDefinitionSchema` is this with the default options.
  */
-export const pipelineDefinitionSchema = z
-  .strictObject({
-    name: z
-      .string()
-      .max(63, 'expected at most 63 characters')
-      .regex(PIPELINE_NAME_PATTERN, 'expected kebab-case: lower case letters and digits separated by "-"'),
-    version: z.number().int().positive(),
-    description: z.string().min(1),
-    input: inputSchemaSchema,
-    access: accessSchema.optional(),
-    limits: limitsSchema.optional(),
-    stages: z.array(agentStageSchema).min(1, 'a pipeline needs at least one stage'),
-  })
-  .transform(
-    (raw): PipelineDefinition => ({
-      name: raw.name,
-      version: raw.version,
-      description: raw.description,
-      input: raw.input,
-      access: raw.access ?? accessSchema.parse({}),
-      limits: raw.limits ?? limitsSchema.parse({}),
-      stages: raw.stages,
-    }),
-  )
-  .superRefine((def, ctx) => {
-    const seen = new Set<string>();
-    def.stages.forEach((stage, i) => {
-      if (seen.has(stage.name)) {
-        ctx.addIssue({ code: 'custom', message: `duplicate stage name "${stage.name}"`, path: ['stages', i, 'name'] });
-      }
-      seen.add(stage.name);
-      // One attempt outliving the whole run can only end in a run timeout, never in the stage's own timeout.
-      if (stage.timeoutMs > def.limits.runTimeoutMs) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'the stage timeout is longer than limits.runTimeout',
-          path: ['stages', i, 'timeout'],
-        });
-      }
+export function createPipelineDefinitionSchema(options: DefinitionSchemaOptions = {}) {
+  const maxParallelStages = options.maxParallelStages ?? MAX_PARALLEL_STAGES;
+  if (!Number.isSafeInteger(maxParallelStages) || maxParallelStages < 1) {
+    throw new RangeError(`maxParallelStages must be a positive integer, got ${String(maxParallelStages)}`);
+  }
+  const stageSchemas = maxParallelStages === MAX_PARALLEL_STAGES ? defaultStageSchemas : buildStageSchemas(maxParallelStages);
+  return z
+    .strictObject({
+      name: z
+        .string()
+        .max(63, 'expected at most 63 characters')
+        .regex(PIPELINE_NAME_PATTERN, 'expected kebab-case: lower case letters and digits separated by "-"'),
+      version: z.number().int().positive(),
+      description: z.string().min(1),
+      input: inputSchemaSchema,
+      access: accessSchema.optional(),
+      limits: limitsSchema.optional(),
+      signals: z.array(signalNameSchema).optional(),
+      stages: z.array(stageSchemas.stage).min(1, 'a pipeline needs at least one stage'),
+      onCancel: z.array(stageSchemas.compensation).optional(),
+    })
+    .transform(
+      (raw): PipelineDefinition => ({
+        name: raw.name,
+        version: raw.version,
+        description: raw.description,
+        input: raw.input,
+        access: raw.access ?? accessSchema.parse({}),
+        limits: raw.limits ?? limitsSchema.parse({}),
+        signals: raw.signals ?? [],
+        stages: raw.stages,
+        onCancel: raw.onCancel ?? [],
+      }),
+    )
+    .superRefine((def, ctx) => {
+      def.signals.forEach((name, i) => {
+        if (def.signals.indexOf(name) !== i) {
+          ctx.addIssue({ code: 'custom', message: `duplicate signal name "${name}"`, path: ['signals', i] });
+        }
+      });
+
+      const seen = new Set<string>();
+      const runTimeoutMs = def.limits.runTimeoutMs;
+      const checkStage = (stage: Stage, path: (string | number)[]): void => {
+        if (seen.has(stage.name)) {
+          ctx.addIssue({ code: 'custom', message: `duplicate stage name "${stage.name}"`, path: [...path, 'name'] });
+        }
+        seen.add(stage.name);
+        if (stage.kind === 'agent') {
+          // One attempt outliving the whole run can only end in a run timeout, never in the stage's own timeout.
+          if (stage.timeoutMs > runTimeoutMs) {
+            ctx.addIssue({
+              code: 'custom',
+              message: 'the stage timeout is longer than limits.runTimeout',
+              path: [...path, 'timeout'],
+            });
+          }
+        } else if (stage.kind === 'approval') {
+          // Likewise: the onTimeout policy could never apply, the run would time out first.
+          if (stage.timeoutMs > runTimeoutMs) {
+            ctx.addIssue({
+              code: 'custom',
+              message: 'the approval timeout is longer than limits.runTimeout',
+              path: [...path, 'approval', 'timeout'],
+            });
+          } else if (stage.onTimeout === 'escalate' && stage.timeoutMs + stage.escalationTimeoutMs > runTimeoutMs) {
+            ctx.addIssue({
+              code: 'custom',
+              message: 'the approval timeout plus escalationTimeout is longer than limits.runTimeout',
+              path: [...path, 'approval', 'escalationTimeout'],
+            });
+          }
+        } else {
+          stage.stages.forEach((member, j) => checkStage(member, [...path, 'parallel', 'stages', j]));
+        }
+      };
+      def.stages.forEach((stage, i) => checkStage(stage, ['stages', i]));
+      def.onCancel.forEach((stage, i) => checkStage(stage, ['onCancel', i]));
     });
-  });
+}
+
+/** Validates and normalises an authored definition with the default options (see `createPipelineDefinitionSchema`). */
+export const pipelineDefinitionSchema = createPipelineDefinitionSchema();
 
 /** The authored (pre-normalisation) shape, e.g. for writing definitions in code or tests. */
 export type PipelineDefinitionSource = z.input<typeof pipelineDefinitionSchema>;

@@ -8,10 +8,14 @@
  * References
  * - A path is dot-separated segments of letters, digits, `_` and `-`: `input.ticketId`, `classify.label`,
  *   `redact.findings.0.kind` (a numeric segment indexes an array).
- * - The first segment is `input` (the run input) or the name of a stage (that stage's output).
- * - A stage that was skipped by its `when` condition (or has not run) has no output: every reference to it
- *   resolves to `undefined`. In a mapping that drops the key (so the agent's optional input or default
- *   applies); in a condition the value counts as missing (`exists: false` holds).
+ * - The first segment is `input` (the run input), `signals` (then the signal name: the latest payload of a
+ *   declared signal, `signals.note.text`) or the name of a stage (that stage's output). An approval stage's
+ *   output is `{ decision, approver, comment? }`; a parallel group's is an object keyed by member name, and each
+ *   member's output is also under its own name.
+ * - A stage that was skipped by its `when` condition (or has not run, or did not complete) has no output, and a
+ *   signal not yet received has no payload: every reference to them resolves to `undefined`. In a mapping that
+ *   drops the key (so the agent's optional input or default applies); in a condition the value counts as
+ *   missing (`exists: false` holds).
  *
  * Mapping values
  * - A string that is exactly `${path}` becomes the referenced value with its type (object, number, ...).
@@ -28,7 +32,12 @@ import type { Condition, JsonValue, Mapping, RefCondition } from './definition-s
 export interface ExpressionScope {
   /** The run input. */
   input: Record<string, unknown>;
-  /** Output of each completed stage, by stage name; skipped stages are absent. */
+  /** Latest payload of each declared signal received so far, by signal name; signals not yet received are absent. */
+  signals: Record<string, unknown>;
+  /**
+   * Output of each completed stage, by stage name; skipped stages are absent. A parallel group's output is an
+   * object keyed by member name, and each completed member's output is also here under its own name.
+   */
   stages: Record<string, unknown>;
 }
 
@@ -42,7 +51,7 @@ export interface ReferenceSite {
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
-/** True for a well-formed reference path (`input.a.b`, `stage.field.0`). */
+/** True for a well-formed reference path (`input.a.b`, `signals.note.text`, `stage.field.0`). */
 export function isValidPath(path: string): boolean {
   if (path === '') return false;
   return path.split('.').every((segment) => SEGMENT.test(segment));
@@ -52,7 +61,8 @@ export function isValidPath(path: string): boolean {
 export function resolvePath(path: string, scope: ExpressionScope): unknown {
   if (!isValidPath(path)) return undefined;
   const [root, ...rest] = path.split('.');
-  let current: unknown = root === 'input' ? scope.input : ownValue(scope.stages, root!);
+  let current: unknown =
+    root === 'input' ? scope.input : root === 'signals' ? scope.signals : step(scope.stages, root!);
   for (const segment of rest) current = step(current, segment);
   return current;
 }

@@ -6,33 +6,54 @@
  * `import type` from `./definition-schema` directly.
  */
 export {
+  APPROVAL_OUTPUT_FIELDS,
+  APPROVAL_TIMEOUT_ACTIONS,
   CONDITION_OPERATORS,
   DEFAULT_ACCESS,
+  DEFAULT_APPROVAL_ESCALATE_TO,
+  DEFAULT_APPROVAL_ON_TIMEOUT,
   DEFAULT_MAX_CONCURRENT_RUNS,
   DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_PARALLEL_MAX_CONCURRENCY,
+  DEFAULT_PARALLEL_ON_FAILURE,
   DEFAULT_RETRY,
   DEFAULT_RUN_TIMEOUT_MS,
   DEFAULT_STAGE_TIMEOUT_MS,
+  MAX_PARALLEL_STAGES,
+  PARALLEL_FAILURE_MODES,
   PIPELINE_NAME_PATTERN,
+  RESERVED_SIGNAL_NAMES,
+  RESERVED_STAGE_NAMES,
   ROLES,
+  SIGNAL_NAME_PATTERN,
   STAGE_NAME_PATTERN,
   agentStageSchema,
+  approvalStageSchema,
   compileInputSchema,
   conditionSchema,
+  createPipelineDefinitionSchema,
+  parallelStageSchema,
   parseDuration,
   pipelineDefinitionSchema,
+  stageSchema,
 } from './definition-schema';
 export type {
   AgentStage,
   AllCondition,
   AnyCondition,
+  ApprovalOutput,
+  ApprovalStage,
+  ApprovalTimeoutAction,
   Condition,
   ConditionOperator,
+  DefinitionSchemaOptions,
   JsonObject,
   JsonPrimitive,
   JsonValue,
   Mapping,
   NotCondition,
+  ParallelFailureMode,
+  ParallelStage,
   PipelineAccess,
   PipelineDefinition,
   PipelineDefinitionSource,
@@ -58,4 +79,4 @@ export { canonicalJson, definitionHash } from './definition-hash';
 export { PipelineDefinitionError, formatProblem } from './pipeline-errors';
 export type { PipelineProblem } from './pipeline-errors';
 export { loadPipelineDir, loadPipelineFile, parsePipelineText } from './pipeline-loader';
-export type { AgentCatalog, AgentShape } from './pipeline-loader';
+export type { AgentCatalog, AgentShape, PipelineLoaderOptions } from './pipeline-loader';

@@ -1,7 +1,7 @@
 import type { Agent } from '../agents/agent-contract';
 import { definitionHash } from './definition-hash';
 import type { PipelineDefinition } from './definition-schema';
-import { loadPipelineDir, type AgentCatalog } from './pipeline-loader';
+import { loadPipelineDir, type AgentCatalog, type PipelineLoaderOptions } from './pipeline-loader';
 
 export interface CatalogEntry {
   definition: PipelineDefinition;
@@ -21,9 +21,13 @@ export function agentCatalogOf(agents: readonly Agent[]): AgentCatalog {
 }
 
 /** Loads and validates every definition in a folder once; a bad file stops start-up with its name and line. */
-export async function loadPipelineCatalog(dir: string, agents: readonly Agent[]): Promise<PipelineCatalog> {
+export async function loadPipelineCatalog(
+  dir: string,
+  agents: readonly Agent[],
+  options: PipelineLoaderOptions = {},
+): Promise<PipelineCatalog> {
   const entries = new Map<string, CatalogEntry>();
-  for (const definition of (await loadPipelineDir(dir, agentCatalogOf(agents))).values()) {
+  for (const definition of (await loadPipelineDir(dir, agentCatalogOf(agents), options)).values()) {
     entries.set(definition.name, { definition, hash: definitionHash(definition) });
   }
   return { get: (name) => entries.get(name), list: () => [...entries.values()] };

@@ -8,10 +8,13 @@ import { basename, extname, join } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import {
-  pipelineDefinitionSchema,
+  APPROVAL_OUTPUT_FIELDS,
+  createPipelineDefinitionSchema,
   type AgentStage,
+  type DefinitionSchemaOptions,
   type JsonValue,
   type PipelineDefinition,
+  type Stage,
 } from './definition-schema';
 import { collectReferenceSites, isValidPath, parseTemplate, resolveMapping } from './expressions';
 import { PipelineDefinitionError, type PipelineProblem } from './pipeline-errors';
@@ -28,6 +31,9 @@ export interface AgentCatalog {
   names(): string[];
 }
 
+/** Options of the loader functions: `maxParallelStages` (default `MAX_PARALLEL_STAGES`). */
+export type PipelineLoaderOptions = DefinitionSchemaOptions;
+
 type Path = (string | number)[];
 
 /** A parsed source file: its data plus a way to turn a data path into a line number. */
@@ -43,13 +49,22 @@ const DEFINITION_EXTENSIONS = new Set([...YAML_EXTENSIONS, '.json']);
  * Parses and validates one definition. `fileName` picks the format (`.yaml`, `.yml` or `.json`) and names the
  * file in errors. Throws `PipelineDefinitionError` listing every problem found.
  */
-export function parsePipelineText(text: string, fileName: string, agents: AgentCatalog): PipelineDefinition {
-  return parseSource(text, fileName, agents).definition;
+export function parsePipelineText(
+  text: string,
+  fileName: string,
+  agents: AgentCatalog,
+  options: PipelineLoaderOptions = {},
+): PipelineDefinition {
+  return parseSource(text, fileName, agents, options).definition;
 }
 
 /** Reads and validates one definition file; errors name the file by its base name. */
-export async function loadPipelineFile(path: string, agents: AgentCatalog): Promise<PipelineDefinition> {
-  return parsePipelineText(await readFile(path, 'utf8'), basename(path), agents);
+export async function loadPipelineFile(
+  path: string,
+  agents: AgentCatalog,
+  options: PipelineLoaderOptions = {},
+): Promise<PipelineDefinition> {
+  return parsePipelineText(await readFile(path, 'utf8'), basename(path), agents, options);
 }
 
 /**
@@ -57,7 +72,12 @@ export async function loadPipelineFile(path: string, agents: AgentCatalog): Prom
  * by pipeline name. Problems from all files are gathered into one `PipelineDefinitionError`, and two files
  * defining the same pipeline name are an error because runs are addressed by name.
  */
-export async function loadPipelineDir(dir: string, agents: AgentCatalog): Promise<Map<string, PipelineDefinition>> {
+export async function loadPipelineDir(
+  dir: string,
+  agents: AgentCatalog,
+  options: PipelineLoaderOptions = {},
+): Promise<Map<string, PipelineDefinition>> {
+  const schema = schemaFor(options);
   const files = (await readdir(dir, { withFileTypes: true }))
     .filter((entry) => entry.isFile() && DEFINITION_EXTENSIONS.has(extname(entry.name).toLowerCase()))
     .map((entry) => entry.name)
@@ -67,7 +87,7 @@ export async function loadPipelineDir(dir: string, agents: AgentCatalog): Promis
   const problems: PipelineProblem[] = [];
   for (const file of files) {
     try {
-      const { definition, source } = parseSource(await readFile(join(dir, file), 'utf8'), file, agents);
+      const { definition, source } = parseSource(await readFile(join(dir, file), 'utf8'), file, agents, options, schema);
       const earlier = fileOf.get(definition.name);
       if (earlier !== undefined) {
         problems.push({
@@ -89,13 +109,23 @@ export async function loadPipelineDir(dir: string, agents: AgentCatalog): Promis
   return definitions;
 }
 
+type DefinitionSchema = ReturnType<typeof createPipelineDefinitionSchema>;
+
+const defaultSchema = createPipelineDefinitionSchema();
+
+function schemaFor(options: PipelineLoaderOptions): DefinitionSchema {
+  return options.maxParallelStages === undefined ? defaultSchema : createPipelineDefinitionSchema(options);
+}
+
 function parseSource(
   text: string,
   file: string,
   agents: AgentCatalog,
+  options: PipelineLoaderOptions,
+  schema: DefinitionSchema = schemaFor(options),
 ): { definition: PipelineDefinition; source: SourceDocument } {
   const source = readSource(text, file);
-  const result = pipelineDefinitionSchema.safeParse(source.data);
+  const result = schema.safeParse(source.data);
   if (!result.success) {
     throw new PipelineDefinitionError(
       inFileOrder(result.error.issues.flatMap((issue) => issueProblems(issue, source, file))),
@@ -232,15 +262,35 @@ function valueAt(data: unknown, path: Path): unknown {
   return current;
 }
 
-/** Splits a data path into the stage it belongs to (if any) and the field within, and adds the line. */
+/**
+ * Splits a data path into the stage it belongs to (if any) and the field within, and adds the line. A member
+ * of a parallel group and a compensation stage are named by their own name (names are unique across the
+ * definition); when they have no usable name, the problem goes to the group, or to the pipeline.
+ */
 function locate(source: SourceDocument, file: string, path: Path, message: string): PipelineProblem {
   const problem: PipelineProblem = { file, field: path.join('.'), message };
   const line = source.lineOf(path);
   if (line !== undefined) problem.line = line;
-  if (path[0] === 'stages' && typeof path[1] === 'number') {
-    const name = valueAt(source.data, ['stages', path[1], 'name']);
-    problem.stage = typeof name === 'string' && name !== '' ? name : `#${path[1] + 1}`;
-    problem.field = path.slice(2).join('.');
+  const nameAt = (at: Path): string | undefined => {
+    const name = valueAt(source.data, [...at, 'name']);
+    return typeof name === 'string' && name !== '' ? name : undefined;
+  };
+  const isIndex = (segment: string | number | undefined): segment is number => typeof segment === 'number';
+  if (path[0] === 'stages' && isIndex(path[1])) {
+    const member = path[2] === 'parallel' && path[3] === 'stages' && isIndex(path[4]) ? nameAt(path.slice(0, 5)) : undefined;
+    if (member !== undefined) {
+      problem.stage = member;
+      problem.field = path.slice(5).join('.');
+    } else {
+      problem.stage = nameAt(path.slice(0, 2)) ?? `#${path[1] + 1}`;
+      problem.field = path.slice(2).join('.');
+    }
+  } else if (path[0] === 'onCancel' && isIndex(path[1])) {
+    const name = nameAt(path.slice(0, 2));
+    if (name !== undefined) {
+      problem.stage = name;
+      problem.field = path.slice(2).join('.');
+    }
   }
   return problem;
 }
@@ -254,41 +304,95 @@ interface Finding {
   message: string;
 }
 
-const EMPTY_SCOPE = { input: {}, stages: {} };
+/** One stage of the definition, wherever it sits. */
+interface StageEntry {
+  stage: Stage;
+  /** Data path of the stage: `['stages', i]`, `['stages', i, 'parallel', 'stages', j]` or `['onCancel', i]`. */
+  path: Path;
+  /** `main` for the main line (parallel members included), `onCancel` for compensation stages. */
+  section: 'main' | 'onCancel';
+  /** Position on the main line (members share their group's), or within onCancel. */
+  order: number;
+  /** The parallel group a member belongs to. */
+  group?: string;
+}
+
+/** What the reference checks need to know about the whole definition. */
+interface ReferenceContext {
+  entries: readonly StageEntry[];
+  byName: ReadonlyMap<string, StageEntry>;
+  inputFields: ReadonlySet<string>;
+  signals: ReadonlySet<string>;
+  agents: AgentCatalog;
+}
+
+const EMPTY_SCOPE = { input: {}, signals: {}, stages: {} };
+
+function stageEntries(definition: PipelineDefinition): StageEntry[] {
+  const entries: StageEntry[] = [];
+  definition.stages.forEach((stage, i) => {
+    entries.push({ stage, path: ['stages', i], section: 'main', order: i });
+    if (stage.kind === 'parallel') {
+      stage.stages.forEach((member, j) => {
+        entries.push({
+          stage: member,
+          path: ['stages', i, 'parallel', 'stages', j],
+          section: 'main',
+          order: i,
+          group: stage.name,
+        });
+      });
+    }
+  });
+  definition.onCancel.forEach((stage, i) => entries.push({ stage, path: ['onCancel', i], section: 'onCancel', order: i }));
+  return entries;
+}
 
 function checkAgainstCatalog(definition: PipelineDefinition, agents: AgentCatalog): Finding[] {
   const findings: Finding[] = [];
-  const inputFields = declaredInputFields(definition.input);
-  const stageIndex = new Map(definition.stages.map((stage, i) => [stage.name, i]));
+  const entries = stageEntries(definition);
+  const context: ReferenceContext = {
+    entries,
+    // The schema has already rejected duplicate names, so every name maps to one stage.
+    byName: new Map(entries.map((entry) => [entry.stage.name, entry])),
+    inputFields: declaredInputFields(definition.input),
+    signals: new Set(definition.signals),
+    agents,
+  };
 
-  definition.stages.forEach((stage, i) => {
-    const at = (...rest: Path): Path => ['stages', i, ...rest];
-    const agent = agents.get(stage.agent);
-    if (!agent) {
-      const known = [...agents.names()].sort().join(', ') || 'none';
-      findings.push({ path: at('agent'), message: `unknown agent "${stage.agent}" (known: ${known})` });
-    } else {
-      findings.push(...checkInputs(stage, agent, at));
+  for (const entry of entries) {
+    const { stage } = entry;
+    const at = (...rest: Path): Path => [...entry.path, ...rest];
+    if (stage.kind === 'agent') {
+      const agent = agents.get(stage.agent);
+      if (!agent) {
+        const known = [...agents.names()].sort().join(', ') || 'none';
+        findings.push({ path: at('agent'), message: `unknown agent "${stage.agent}" (known: ${known})` });
+      } else {
+        findings.push(...checkInputs(stage, agent, at));
+      }
+      forEachString(stage.with, at('with'), (text, path) => {
+        for (const part of parseTemplate(text)) {
+          if (part.kind === 'unterminated') {
+            findings.push({ path, message: `"${part.text}" has no closing "}" (write "$\${" for a literal "\${")` });
+          }
+        }
+      });
     }
 
     const sites = [
-      ...collectReferenceSites(stage.with, 'mapping').map((site) => ({ ...site, at: at('with', ...site.at) })),
+      ...(stage.kind === 'agent'
+        ? collectReferenceSites(stage.with, 'mapping').map((site) => ({ ...site, at: at('with', ...site.at) }))
+        : []),
       ...(stage.when
         ? collectReferenceSites(stage.when, 'condition').map((site) => ({ ...site, at: at('when', ...site.at) }))
         : []),
     ];
     for (const site of sites) {
-      const problem = checkReference(site.ref, i, definition.stages, stageIndex, inputFields, agents);
+      const problem = checkReference(site.ref, entry, context);
       if (problem) findings.push({ path: site.at, message: `reference "${site.ref}": ${problem}` });
     }
-    forEachString(stage.with, at('with'), (text, path) => {
-      for (const part of parseTemplate(text)) {
-        if (part.kind === 'unterminated') {
-          findings.push({ path, message: `"${part.text}" has no closing "}" (write "$\${" for a literal "\${")` });
-        }
-      }
-    });
-  });
+  }
   return findings;
 }
 
@@ -325,40 +429,96 @@ function checkInputs(stage: AgentStage, agent: AgentShape, at: (...rest: Path) =
   return findings;
 }
 
-/** Returns what is wrong with one reference made by stage `index`, or undefined when it is fine. */
-function checkReference(
-  ref: string,
-  index: number,
-  stages: readonly AgentStage[],
-  stageIndex: ReadonlyMap<string, number>,
-  inputFields: ReadonlySet<string>,
-  agents: AgentCatalog,
-): string | undefined {
+/**
+ * Returns what is wrong with one reference made by the stage `from`, or undefined when it is fine.
+ *
+ * Main-line stages see the stages before them: earlier top-level stages, the members of earlier parallel
+ * groups, and those groups. Members of a group see what the group sees, never each other. Compensation stages
+ * see the whole main line (but not each other). Every stage sees `input` and the declared `signals`.
+ */
+function checkReference(ref: string, from: StageEntry, context: ReferenceContext): string | undefined {
   if (!isValidPath(ref)) {
-    return 'malformed path: expected "input.<field>" or "<stage>.<field>" (letters, digits, "_" and "-", dot-separated)';
+    return 'malformed path: expected "input.<field>", "signals.<name>" or "<stage>.<field>" (letters, digits, "_" and "-", dot-separated)';
   }
-  const [root, field] = ref.split('.') as [string, string | undefined];
+  const [root, field, subfield] = ref.split('.') as [string, string | undefined, string | undefined];
   if (root === 'input') {
     if (field === undefined) return 'name an input field: input.<field>';
-    if (!inputFields.has(field)) {
-      return `the input schema declares no property "${field}" (declared: ${[...inputFields].join(', ') || 'none'})`;
+    if (!context.inputFields.has(field)) {
+      return `the input schema declares no property "${field}" (declared: ${[...context.inputFields].join(', ') || 'none'})`;
     }
     return undefined;
   }
-  const target = stageIndex.get(root);
-  if (target === undefined) {
-    const earlier = stages.slice(0, index).map((s) => s.name);
-    return `unknown stage "${root}" (earlier stages: ${earlier.join(', ') || 'none'})`;
+  if (root === 'signals') {
+    if (field === undefined) return 'name a signal: signals.<name>';
+    if (!context.signals.has(field)) {
+      return `the definition declares no signal "${field}" (declared: ${[...context.signals].join(', ') || 'none'})`;
+    }
+    return undefined;
   }
-  if (target === index) return 'a stage cannot reference its own output';
-  if (target > index) return `stage "${root}" runs later; only earlier stages' outputs can be referenced`;
+
+  const target = context.byName.get(root);
+  if (target === undefined) {
+    const visible = context.entries.filter((entry) => isVisible(entry, from)).map((entry) => entry.stage.name);
+    const label = from.section === 'onCancel' ? 'main-line stages' : 'earlier stages';
+    return `unknown stage "${root}" (${label}: ${visible.join(', ') || 'none'})`;
+  }
+  if (target === from) return 'a stage cannot reference its own output';
+  if (!isVisible(target, from)) return whyInvisible(target, from);
   if (field === undefined) return undefined;
-  const producer = stages[target]!;
-  const output = agents.get(producer.agent)?.output.shape;
+  return checkOutputField(target.stage, field, subfield, context);
+}
+
+function isVisible(target: StageEntry, from: StageEntry): boolean {
+  if (target.section === 'onCancel') return false;
+  if (from.section === 'onCancel') return true;
+  return target.order < from.order;
+}
+
+function whyInvisible(target: StageEntry, from: StageEntry): string {
+  const name = target.stage.name;
+  if (target.section === 'onCancel') {
+    return from.section === 'onCancel'
+      ? `stage "${name}" is an onCancel stage too; onCancel stages can reference only input, signals and main-line stages`
+      : `stage "${name}" is an onCancel stage, which runs only when a run is cancelled`;
+  }
+  if (from.group !== undefined && target.group === from.group) {
+    return `stage "${name}" is in the same parallel group ("${from.group}"); stages of a group run at the same time and cannot reference each other`;
+  }
+  if (from.group !== undefined && name === from.group) {
+    return `stage "${name}" is the parallel group this stage belongs to; its output exists only once all its stages have finished`;
+  }
+  if (target.group !== undefined && target.group === from.stage.name) {
+    return `stage "${name}" belongs to this parallel group and runs only after its when is evaluated`;
+  }
+  return `stage "${name}" runs later; only earlier stages' outputs can be referenced`;
+}
+
+/** Checks the first field (and, through a parallel group, the member's field) of a reference to `stage`. */
+function checkOutputField(
+  stage: Stage,
+  field: string,
+  subfield: string | undefined,
+  context: ReferenceContext,
+): string | undefined {
+  if (stage.kind === 'approval') {
+    if (!(APPROVAL_OUTPUT_FIELDS as readonly string[]).includes(field)) {
+      return `stage "${stage.name}" (approval) has no output field "${field}" (fields: ${APPROVAL_OUTPUT_FIELDS.join(', ')})`;
+    }
+    return undefined;
+  }
+  if (stage.kind === 'parallel') {
+    const member = stage.stages.find((m) => m.name === field);
+    if (!member) {
+      const names = stage.stages.map((m) => m.name).join(', ');
+      return `parallel group "${stage.name}" has no stage "${field}" (its output is keyed by stage: ${names})`;
+    }
+    return subfield === undefined ? undefined : checkOutputField(member, subfield, undefined, context);
+  }
+  const output = context.agents.get(stage.agent)?.output.shape;
   // An unknown producer agent is already reported on its own stage; do not pile a second error on top.
   if (output && !Object.prototype.hasOwnProperty.call(output, field)) {
     const fields = Object.keys(output).join(', ') || 'none';
-    return `stage "${root}" (agent "${producer.agent}") has no output field "${field}" (fields: ${fields})`;
+    return `stage "${stage.name}" (agent "${stage.agent}") has no output field "${field}" (fields: ${fields})`;
   }
   return undefined;
 }

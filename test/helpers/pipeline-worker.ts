@@ -16,7 +16,7 @@ import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
 import { createInputChecker } from '../../src/security';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
 import { workflowBundle } from './temporal';
-import { flakyAgent, liarAgent } from './test-agents';
+import { flakyAgent, liarAgent, sleeperAgent } from './test-agents';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -35,6 +35,7 @@ export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Po
     ...createBuiltinAgents({ trainFile: join(ROOT, 'src/demo/train.csv'), cacheDir: mkdtempSync(join(tmpdir(), 'agentry-models-')) }),
     flakyAgent(2),
     liarAgent,
+    sleeperAgent,
   ];
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -68,6 +69,7 @@ export async function startPipelineRun(
   yaml: string,
   input: Record<string, unknown>,
   id: string,
+  principal: PipelineRunInput['principal'] = { subject: 'alice', tenant: 'wf-tests', roles: ['operator'] },
 ) {
   const definition = parsePipelineText(yaml, 'test.yaml', agentCatalogOf(agents));
   const runId = `${definition.name}/${id}`;
@@ -76,7 +78,7 @@ export async function startPipelineRun(
     definition,
     definitionHash: definitionHash(definition),
     input,
-    principal: { subject: 'alice', tenant: 'wf-tests', roles: ['operator'] },
+    principal,
     request: { requestId: `req-${id}` },
   };
   const handle = await client.workflow.start(PIPELINE_WORKFLOW, {

@@ -68,3 +68,32 @@ stages:
     with: { text: "\${input.text}" }
 `,
 };
+
+/** What the sleeper agent saw: when each invocation stopped and why. Tests in the worker's process read it. */
+export const sleeperLog: { stage: string; runId: string; stoppedAt: number; reason: 'done' | 'aborted' }[] = [];
+
+/**
+ * Works in a long loop (ticks of 100 ms, heartbeating), honouring the abort signal: the agent that proves a
+ * cancelled run's work actually stops.
+ */
+export const sleeperAgent: Agent = {
+  name: 'sleeper',
+  version: '1',
+  description: 'sleeps in a loop for `ms` milliseconds',
+  input: z.object({ ms: z.number().int().min(0) }),
+  output: z.object({ slept: z.number() }),
+  async run(input, ctx) {
+    const started = Date.now();
+    const ms = Number(input.ms);
+    while (Date.now() - started < ms) {
+      if (ctx.signal.aborted) {
+        sleeperLog.push({ stage: ctx.stage, runId: ctx.runId, stoppedAt: Date.now(), reason: 'aborted' });
+        throw new Error('aborted');
+      }
+      ctx.heartbeat();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    sleeperLog.push({ stage: ctx.stage, runId: ctx.runId, stoppedAt: Date.now(), reason: 'done' });
+    return { slept: Date.now() - started };
+  },
+};

@@ -48,6 +48,8 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
   expect(result.stages.map((s) => [s.name, s.status])).toEqual([
     ['redact', 'completed'],
     ['classify', 'completed'],
+    // A confident classification needs no human review.
+    ['review', 'skipped'],
     ['route', 'completed'],
     ['reply', 'completed'],
   ]);
@@ -61,6 +63,7 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
     'run.started',
     'stage.completed:redact',
     'stage.completed:classify',
+    'stage.skipped:review',
     'stage.completed:route',
     'stage.completed:reply',
     'run.completed',

@@ -11,6 +11,7 @@ import {
 
 const scope: ExpressionScope = {
   input: { text: 'my card never came', ticketId: 'T-42', count: 3, tags: ['a', 'b'], nothing: null },
+  signals: { note: { text: 'customer called back', urgent: true, tags: ['vip'] } },
   stages: {
     classify: {
       label: 'card_arrival',
@@ -18,6 +19,11 @@ const scope: ExpressionScope = {
       alternatives: [{ label: 'card_delivery_estimate', confidence: 0.3 }],
     },
     route: { value: 'cards', matched: true },
+    review: { decision: 'approved', approver: 'alice' },
+    // A parallel group: its output keyed by member, each member's output also under its own name.
+    enrich: { geo: { country: 'DE' }, risk: { score: 0.1 } },
+    geo: { country: 'DE' },
+    risk: { score: 0.1 },
   },
 };
 
@@ -41,6 +47,53 @@ describe('resolvePath', () => {
     expect(resolvePath('input.constructor', scope)).toBeUndefined();
     expect(resolvePath('classify.__proto__', scope)).toBeUndefined();
     expect(resolvePath('toString', scope)).toBeUndefined();
+  });
+});
+
+describe('signals, approvals and parallel groups', () => {
+  it('resolves the latest payload of a signal, and a signal not yet received as missing', () => {
+    expect(resolvePath('signals.note.text', scope)).toBe('customer called back');
+    expect(resolvePath('signals.note.tags.0', scope)).toBe('vip');
+    expect(resolvePath('signals.note', scope)).toEqual(scope.signals.note);
+    expect(resolvePath('signals.priority.level', scope)).toBeUndefined();
+    expect(resolvePath('signals.constructor', scope)).toBeUndefined();
+    expect(resolvePath('signals.note.__proto__', scope)).toBeUndefined();
+  });
+
+  it('drops mapping keys for missing signals and interpolates present ones', () => {
+    expect(
+      resolveMapping(
+        { note: '${signals.note.text}', urgent: '${signals.note.urgent}', level: '${signals.priority.level}', line: 'p=${signals.priority.level};' },
+        scope,
+      ),
+    ).toEqual({ note: 'customer called back', urgent: true, line: 'p=;' });
+  });
+
+  it('evaluates conditions on signals, a missing one counting as missing', () => {
+    expect(evaluateCondition({ ref: 'signals.note.urgent', eq: true }, scope)).toBe(true);
+    expect(evaluateCondition({ ref: 'signals.priority', exists: false }, scope)).toBe(true);
+    expect(evaluateCondition({ ref: 'signals.priority.level', gt: 0 }, scope)).toBe(false);
+    const none: ExpressionScope = { ...scope, signals: {} };
+    expect(evaluateCondition({ ref: 'signals.note.urgent', eq: true }, none)).toBe(false);
+  });
+
+  it('reads approval outputs and parallel groups through the stages', () => {
+    expect(resolveMapping({ d: '${review.decision}', c: '${review.comment}' }, scope)).toEqual({ d: 'approved' });
+    expect(resolvePath('enrich.geo.country', scope)).toBe('DE');
+    expect(resolvePath('risk.score', scope)).toBe(0.1);
+    expect(resolvePath('enrich.missing', scope)).toBeUndefined();
+  });
+
+  it('does not mistake a stage output for a signal or the other way round', () => {
+    const clash: ExpressionScope = { input: {}, signals: { route: { value: 'x' } }, stages: { route: { value: 'y' } } };
+    expect(resolvePath('route.value', clash)).toBe('y');
+    expect(resolvePath('signals.route.value', clash)).toBe('x');
+  });
+
+  it('tolerates a scope without signals at run time', () => {
+    const legacy = { input: {}, stages: {} } as unknown as ExpressionScope;
+    expect(resolvePath('signals.note.text', legacy)).toBeUndefined();
+    expect(evaluateCondition({ ref: 'signals.note', exists: false }, legacy)).toBe(true);
   });
 });
 
@@ -109,7 +162,7 @@ describe('resolveMapping', () => {
   });
 
   it('resolves references to a skipped stage as undefined', () => {
-    const skipped: ExpressionScope = { input: scope.input, stages: { classify: scope.stages.classify } };
+    const skipped: ExpressionScope = { input: scope.input, signals: {}, stages: { classify: scope.stages.classify } };
     expect(resolveMapping({ team: '${route.value}', text: 'team: ${route.value}' }, skipped)).toEqual({
       text: 'team: ',
     });
@@ -222,7 +275,7 @@ describe('evaluateCondition', () => {
   });
 
   it('treats a skipped stage as missing', () => {
-    const skipped: ExpressionScope = { input: scope.input, stages: {} };
+    const skipped: ExpressionScope = { input: scope.input, signals: {}, stages: {} };
     expect(evaluateCondition({ ref: 'classify.confidence', lt: 0.5 }, skipped)).toBe(false);
     expect(evaluateCondition({ ref: 'classify', exists: false }, skipped)).toBe(true);
   });

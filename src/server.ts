@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 import { createBuiltinAgents } from './agents';
-import { migrate } from './audit';
+import { createAuditStore, migrate } from './audit';
 import { loadConfig, requireKeys } from './config';
 import { createApp, createAuthenticator, createRequestLimiter } from './facade';
 import { loadPipelineCatalog } from './pipelines/pipeline-catalog';
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     limiter,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     version,
+    audit: createAuditStore(pool),
     readiness: {
       temporal: async () => {
         await temporal.workflowService.getSystemInfo({});

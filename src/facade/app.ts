@@ -5,6 +5,7 @@ import express, { type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
+import type { AuditStore } from '../audit';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics, Logger } from '../telemetry';
@@ -13,7 +14,10 @@ import { AppError, errorHandler, notFoundHandler } from './errors';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 import type { RequestLimiter } from './limiter';
 import { buildOpenApi } from './openapi';
+import { createRunControlRoutes } from './run-control-routes';
+import { createRunEventsRoutes, type RunEventsOptions } from './run-events-routes';
 import { createRunRoutes } from './run-routes';
+import { createSecurityAudit } from './security-audit';
 import { createPipelineRoutes } from './pipeline-routes';
 
 export interface AppDeps {
@@ -30,6 +34,10 @@ export interface AppDeps {
   bodyLimitBytes: number;
   readiness: Record<string, ReadinessCheck>;
   version: string;
+  /** The tenant audit trail; the facade appends `security.denied` for refused run-control requests. */
+  audit: Pick<AuditStore, 'append'>;
+  /** Timings of `GET /v1/runs/:pipeline/:id/events`; the defaults suit production. */
+  runEvents?: RunEventsOptions;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -61,6 +69,8 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
 
 export function createApp(deps: AppDeps) {
   let draining = false;
+  // Aborted by stop(): long-lived responses (event streams) end instead of holding the shutdown.
+  const shutdown = new AbortController();
   const app = express();
   const routeDeps = { ...deps, metrics: deps.httpMetrics };
   app.disable('x-powered-by');
@@ -75,6 +85,22 @@ export function createApp(deps: AppDeps) {
   app.use('/v1', jsonOnly, express.json({ limit: deps.bodyLimitBytes, strict: true }), deps.auth.middleware, deps.limiter.middleware);
   app.use(createPipelineRoutes({ pipelines: deps.pipelines }));
   app.use(createRunRoutes(routeDeps));
+  app.use(
+    createRunControlRoutes({
+      temporal: deps.temporal,
+      pipelines: deps.pipelines,
+      security: createSecurityAudit({ audit: deps.audit, logger: deps.logger }),
+    }),
+  );
+  app.use(
+    createRunEventsRoutes({
+      temporal: deps.temporal,
+      pipelines: deps.pipelines,
+      logger: deps.logger,
+      shutdown: shutdown.signal,
+      ...deps.runEvents,
+    }),
+  );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.logger));
 
@@ -87,9 +113,10 @@ export function createApp(deps: AppDeps) {
         server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve((server!.address() as AddressInfo).port)));
       });
     },
-    /** Stops taking connections and lets in-flight requests finish. */
+    /** Stops taking connections, ends open event streams (clients resume elsewhere) and lets in-flight requests finish. */
     stop(): Promise<void> {
       draining = true;
+      shutdown.abort();
       return new Promise((resolve) => {
         if (!server) return resolve();
         server.close(() => resolve());

@@ -11,6 +11,10 @@ const runPath = [
   { name: 'pipeline', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
   { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
 ];
+const json = (schema: Record<string, unknown>) => ({ 'application/json': { schema } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const stageStatuses = ['pending', 'running', 'awaiting-approval', 'completed', 'skipped', 'failed', 'cancelled'];
+const runStatuses = ['running', 'awaiting-approval', 'completed', 'failed', 'cancelled'];
 
 export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
   return {
@@ -18,7 +22,8 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
     info: {
       title: 'agentry facade',
       version: opts.version,
-      description: 'Start, inspect and list pipeline runs. Every run is a durable Temporal workflow.',
+      description:
+        'Start, inspect, list, approve, signal, cancel and follow pipeline runs. Every run is a durable Temporal workflow.',
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -41,7 +46,7 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           properties: {
             name: { type: 'string' },
             agent: { type: 'string' },
-            status: { enum: ['pending', 'running', 'completed', 'skipped', 'failed'] },
+            status: { enum: stageStatuses },
             attempts: { type: 'integer' },
             startedAt: { type: 'number' },
             finishedAt: { type: 'number' },
@@ -56,14 +61,67 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             runId: { type: 'string' },
             pipeline: { type: 'string' },
             version: { type: 'integer' },
-            status: { enum: ['running', 'completed', 'failed', 'cancelled', 'unknown'] },
+            status: { enum: [...runStatuses, 'unknown'] },
             stages: { type: 'array', items: { $ref: '#/components/schemas/StageState' } },
+            approvals: { type: 'array', items: ref('ApprovalRecord') },
+            signals: {
+              type: 'array',
+              items: { type: 'object', properties: { name: { type: 'string' }, actor: { type: 'string' }, at: { type: 'number' } } },
+            },
+            cancellation: { type: 'object', properties: { actor: { type: 'string' }, reason: { type: 'string' } } },
+            transitions: { type: 'array', items: ref('Transition') },
             outputs: { type: 'object' },
             error: { type: 'object' },
             startedAt: { type: 'string', format: 'date-time' },
             closedAt: { type: 'string', format: 'date-time' },
             links: { type: 'object', properties: { ui: { type: 'string' } } },
           },
+        },
+        Transition: {
+          type: 'object',
+          description: 'One stage (or run) transition; `seq` numbers them 1, 2, 3... and is the SSE event id.',
+          required: ['seq', 'at', 'status'],
+          properties: {
+            seq: { type: 'integer', minimum: 1 },
+            at: { type: 'number', description: 'Epoch milliseconds (workflow time)' },
+            stage: { type: 'string', description: 'Absent for transitions of the run itself' },
+            status: { enum: [...new Set([...stageStatuses, ...runStatuses])] },
+            detail: { type: 'string' },
+          },
+        },
+        ApprovalRequest: {
+          type: 'object',
+          required: ['stage', 'decision'],
+          additionalProperties: false,
+          properties: {
+            stage: { type: 'string', minLength: 1, maxLength: 128 },
+            decision: { enum: ['approve', 'reject'] },
+            comment: { type: 'string', maxLength: 2000 },
+          },
+        },
+        ApprovalRecord: {
+          type: 'object',
+          required: ['stage', 'decision', 'approver', 'decidedAt'],
+          properties: {
+            stage: { type: 'string' },
+            decision: { enum: ['approved', 'rejected', 'timed_out'] },
+            approver: { type: 'string', description: 'Subject of the approver; `system` when a timeout decided' },
+            comment: { type: 'string' },
+            decidedAt: { type: 'number', description: 'Epoch milliseconds when the decision arrived' },
+            appliedAt: { type: 'number', description: 'Epoch milliseconds when it was applied (absent while the stage is not yet reached)' },
+            escalated: { type: 'boolean' },
+          },
+        },
+        SignalRequest: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { payload: { type: 'object', description: 'Referable in the definition as ${signals.<name>.<field>}' } },
+        },
+        CancelRequest: {
+          type: 'object',
+          required: ['reason'],
+          additionalProperties: false,
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 500 } },
         },
         RunStarted: {
           type: 'object',
@@ -116,7 +174,7 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           summary: "List the caller's tenant's runs",
           parameters: [
             { name: 'pipeline', in: 'query', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
-            { name: 'status', in: 'query', schema: { enum: ['running', 'completed', 'failed', 'cancelled'] } },
+            { name: 'status', in: 'query', schema: { enum: runStatuses } },
             { name: 'pageSize', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200 } },
             { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 4096 } },
           ],
@@ -144,6 +202,92 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           responses: {
             '200': { description: 'The run', content: { 'application/json': { schema: { $ref: '#/components/schemas/Run' } } } },
             ...errors(401, 403, 404, 429, 503),
+          },
+        },
+      },
+      '/v1/runs/{pipeline}/{id}/approvals': {
+        post: {
+          summary: 'Approve or reject an approval stage of a running run',
+          description:
+            'Needs a role in the pipeline\'s `access.approve` and, checked by the run itself, one of the stage\'s own roles. ' +
+            'A decision sent before the stage is reached is kept and applied when it is. Refusals for lack of a role are ' +
+            'recorded in the audit trail as `security.denied`. Problem codes: 400 `validation_failed`; 403 `forbidden`, ' +
+            '`self_approval_forbidden` (the principal that started the run); 404 `not_found` (run), `unknown_stage`; ' +
+            '409 `run_completed`, `approval_not_pending` (already decided, skipped or passed).',
+          parameters: runPath,
+          requestBody: { required: true, content: json(ref('ApprovalRequest')) },
+          responses: {
+            '200': { description: 'The recorded decision', content: json(ref('ApprovalRecord')) },
+            ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),
+          },
+        },
+      },
+      '/v1/runs/{pipeline}/{id}/signals/{name}': {
+        post: {
+          summary: 'Send a signal the pipeline declares to a running run',
+          description:
+            'Needs a role in `access.signal`. Problem codes: 400 `validation_failed`; 403 `forbidden`; 404 `not_found` (run), ' +
+            '`unknown_signal` (not in the definition\'s `signals`); 409 `run_completed`.',
+          parameters: [...runPath, { name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: false, content: json(ref('SignalRequest')) },
+          responses: {
+            '202': {
+              description: 'Signal delivered to the run',
+              content: json({
+                type: 'object',
+                required: ['runId', 'signal', 'status'],
+                properties: { runId: { type: 'string' }, signal: { type: 'string' }, status: { const: 'accepted' } },
+              }),
+            },
+            ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),
+          },
+        },
+      },
+      '/v1/runs/{pipeline}/{id}/cancel': {
+        post: {
+          summary: 'Cancel a running run',
+          description:
+            'Needs a role in `access.cancel`. The run compensates, records who cancelled it and why (`run.cancelled`) and ' +
+            'ends `cancelled`. Problem codes: 400 `validation_failed`; 403 `forbidden`; 404 `not_found`; 409 `run_completed`.',
+          parameters: runPath,
+          requestBody: { required: true, content: json(ref('CancelRequest')) },
+          responses: {
+            '202': {
+              description: 'Cancellation requested',
+              content: json({
+                type: 'object',
+                required: ['runId', 'status'],
+                properties: { runId: { type: 'string' }, status: { const: 'cancelling' } },
+              }),
+            },
+            ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),
+          },
+        },
+      },
+      '/v1/runs/{pipeline}/{id}/events': {
+        get: {
+          summary: "The run's transitions as Server-Sent Events",
+          description:
+            'Each transition is sent as `id: <seq>`, `event: transition`, `data: <Transition JSON>`, in order. Reconnecting ' +
+            'with `Last-Event-ID` (or `?lastEventId=`) sends only later ones. Once the run has closed and everything was ' +
+            'sent, `event: end` carries `{runId, status, temporalStatus, lastEventId}` and the stream ends. A `: keep-alive` ' +
+            'comment every 15 s; a stream lasts at most an hour (reconnect to continue). Needs a role in `access.read`.',
+          parameters: [
+            ...runPath,
+            { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+            { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+          ],
+          responses: {
+            '200': {
+              description: 'Event stream',
+              content: {
+                'text/event-stream': {
+                  schema: { type: 'string', description: 'SSE frames; the `data` of `transition` events is a Transition' },
+                  'x-event-data': ref('Transition'),
+                },
+              },
+            },
+            ...errors(400, 401, 403, 404, 429, 503),
           },
         },
       },

@@ -1,28 +1,20 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Router, type Request } from 'express';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  type Client,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, ApplicationFailure } from '@temporalio/common';
+import { Router } from 'express';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { z } from 'zod';
 import {
   PIPELINE_WORKFLOW,
   SA_PIPELINE,
   SA_STATUS,
   SA_TENANT,
-  progressQuery,
   type PipelineRunInput,
-  type PipelineRunResult,
-  type Principal,
 } from '../contracts';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics } from '../telemetry';
-import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+import { describeRun, findRun, principalOf, requireRole, slug } from './run-lookup';
 
 export interface RunRoutesDeps {
   temporal: Client;
@@ -34,67 +26,19 @@ export interface RunRoutesDeps {
   uiUrl: string;
 }
 
-const slug = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
 const startBodySchema = z.object({ input: z.record(z.string(), z.unknown()) }).strict();
 const listQuerySchema = z
   .object({
     pipeline: z.string().regex(slug).optional(),
-    status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
+    status: z.enum(['running', 'awaiting-approval', 'completed', 'failed', 'cancelled']).optional(),
     pageSize: z.coerce.number().int().min(1).max(200).default(50),
     cursor: z.string().max(4096).optional(),
   })
   .strict();
 
-function principalOf(req: Request): Principal {
-  if (!req.principal) throw new AppError(500, 'internal_error', 'Internal error', 'route mounted without authentication');
-  return req.principal;
-}
-
 function zodProblems(err: z.ZodError) {
   return err.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
-}
-
-function requireRole(principal: Principal, allowed: readonly string[], action: string, pipeline: string): void {
-  if (!principal.roles.some((r) => allowed.includes(r))) {
-    throw new ForbiddenError(`${action} on pipeline "${pipeline}" needs one of the roles: ${allowed.join(', ')}`);
-  }
-}
-
-const TEMPORAL_STATUS: Record<string, string> = {
-  RUNNING: 'running',
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  CANCELLED: 'cancelled',
-  TERMINATED: 'cancelled',
-  TIMED_OUT: 'failed',
-  CONTINUED_AS_NEW: 'running',
-};
-
-/** The run's details, as the caller may see them (the workflow's own view of stages, never the raw history). */
-async function describeRun(deps: RunRoutesDeps, workflowId: string, desc: WorkflowExecutionDescription) {
-  const handle = deps.temporal.workflow.getHandle(workflowId);
-  const status = TEMPORAL_STATUS[desc.status.name] ?? 'unknown';
-  const base = {
-    startedAt: desc.startTime.toISOString(),
-    closedAt: desc.closeTime?.toISOString(),
-    temporalStatus: desc.status.name,
-    links: { ui: `${deps.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.options.namespace)}/workflows/${encodeURIComponent(workflowId)}` },
-  };
-  if (desc.status.name === 'RUNNING') {
-    const progress = await handle.query(progressQuery);
-    return { ...progress, status, ...base };
-  }
-  try {
-    const result = (await handle.result()) as PipelineRunResult;
-    return { ...result, status, ...base };
-  } catch (err) {
-    // A failed run carries its final state as failure details; older or terminated runs may not.
-    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-    const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as PipelineRunResult | undefined) : undefined;
-    return { ...(details ?? {}), status, error: details?.error ?? { type: cause?.name ?? 'Error', message: cause?.message ?? String(err) }, ...base };
-  }
 }
 
 export function createRunRoutes(deps: RunRoutesDeps): Router {
@@ -173,22 +117,10 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
   });
 
   router.get('/v1/runs/:pipeline/:id', async (req, res) => {
-    const principal = principalOf(req);
-    const pipelineName = String(req.params.pipeline);
-    const id = idSchema.safeParse(req.params.id);
-    const pipeline = deps.pipelines.get(pipelineName);
-    if (!id.success || !slug.test(pipelineName)) throw new NotFoundError('run');
-    const workflowId = `${principal.tenant}/${pipelineName}/${id.data}`;
-    let desc: WorkflowExecutionDescription;
-    try {
-      desc = await deps.temporal.workflow.getHandle(workflowId).describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new NotFoundError('run');
-      throw err;
-    }
+    const run = await findRun(deps, req);
     // Runs of a pipeline that is no longer loaded stay readable by admins and auditors only.
-    requireRole(principal, pipeline?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', pipelineName);
-    res.json(await describeRun(deps, workflowId, desc));
+    requireRole(run.principal, run.entry?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', run.pipelineName);
+    res.json(await describeRun(deps.temporal, deps.uiUrl, run));
   });
 
   router.get('/v1/runs', async (req, res) => {

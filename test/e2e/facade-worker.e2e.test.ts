@@ -104,6 +104,7 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
   expect(run.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
     'redact:completed',
     'classify:completed',
+    'review:skipped',
     'route:completed',
     'reply:completed',
   ]);
@@ -115,6 +116,7 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
     'run.started',
     'stage.completed',
     'stage.completed',
+    'stage.skipped',
     'stage.completed',
     'stage.completed',
     'run.completed',

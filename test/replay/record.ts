@@ -1,22 +1,30 @@
 /**
  * Records workflow histories from real runs for the replay corpus: `npm run replay:record`. Starts its own dev
- * server and test database, runs one pipeline per interpreter path, and writes each history to
- * test/replay/histories/<name>.json. Re-record only when a workflow change is meant to be incompatible (and
- * guarded by patched()); otherwise the old histories are exactly what must keep replaying.
+ * server and test database, runs one pipeline per interpreter path and ending, and writes each history to
+ * test/replay/histories/<name>.json. Histories already there are kept (`--force` re-records them): old
+ * histories are exactly what new workflow code must keep replaying.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startPipelineRun, startPipelineWorker } from '../helpers/pipeline-worker';
 import { createTestDatabase } from '../helpers/postgres';
 import { startTemporal } from '../helpers/temporal';
+import type { WorkflowHandle } from '@temporalio/client';
+import { approveUpdate, cancelSignal, progressQuery, type ApprovalDecisionInput } from '../../src/contracts';
 import { TEST_PIPELINES } from '../helpers/test-agents';
+import { approvalYaml, cancelYaml, parallelYaml } from '../helpers/test-pipelines';
+import { waitUntil } from '../helpers/wait';
 
 const ROOT = resolve(__dirname, '..', '..');
 const OUT = join(__dirname, 'histories');
 
-const scenarios: { name: string; yaml: string; input: Record<string, unknown> }[] = [
+const bob: ApprovalDecisionInput['approver'] = { subject: 'bob', roles: ['approver'] };
+const waitForStage = (h: WorkflowHandle, stage: string, status: string) =>
+  waitUntil(`${stage} ${status}`, async () => ((await h.query(progressQuery)).stages.find((s) => s.name === stage)?.status === status ? true : undefined));
+
+const scenarios: { name: string; yaml: string; input: Record<string, unknown>; drive?: (h: WorkflowHandle) => Promise<void> }[] = [
   {
     name: 'support-triage-completed',
     yaml: readFileSync(join(ROOT, 'src/pipelines/definitions/support-triage.yaml'), 'utf8'),
@@ -28,6 +36,46 @@ const scenarios: { name: string; yaml: string; input: Record<string, unknown> }[
   { name: 'stage-skipped-by-when', yaml: TEST_PIPELINES.conditional, input: { text: 'hi', urgent: false } },
   { name: 'stage-run-by-when', yaml: TEST_PIPELINES.conditional, input: { text: 'hi', urgent: true } },
   { name: 'input-rejected', yaml: TEST_PIPELINES.flaky, input: { text: 42 } },
+  {
+    name: 'approval-approved',
+    yaml: approvalYaml(),
+    input: {},
+    drive: async (h) => {
+      await waitForStage(h, 'review', 'awaiting-approval');
+      await h.executeUpdate(approveUpdate, { args: [{ stage: 'review', decision: 'approve', approver: bob, comment: 'ok' }] });
+    },
+  },
+  {
+    name: 'approval-rejected',
+    yaml: approvalYaml(),
+    input: {},
+    drive: async (h) => {
+      await waitForStage(h, 'review', 'awaiting-approval');
+      await h.executeUpdate(approveUpdate, { args: [{ stage: 'review', decision: 'reject', approver: bob }] });
+    },
+  },
+  { name: 'approval-timed-out', yaml: approvalYaml({ timeout: '1s', onTimeout: 'reject' }), input: {} },
+  {
+    name: 'approval-arrived-early',
+    yaml: approvalYaml({ before: 1500 }),
+    input: {},
+    drive: async (h) => {
+      await h.executeUpdate(approveUpdate, { args: [{ stage: 'review', decision: 'approve', approver: bob }] });
+    },
+  },
+  { name: 'parallel-completed', yaml: parallelYaml('failFast'), input: {} },
+  { name: 'parallel-fail-fast', yaml: parallelYaml('failFast', 'liar'), input: {} },
+  { name: 'parallel-collect', yaml: parallelYaml('collect', 'liar'), input: {} },
+  {
+    name: 'cancelled-with-compensation',
+    yaml: cancelYaml,
+    input: {},
+    drive: async (h) => {
+      await waitForStage(h, 'long', 'running');
+      await h.signal(cancelSignal, { actor: 'ops', reason: 'recording' });
+      await h.cancel();
+    },
+  },
 ];
 
 async function main() {
@@ -37,8 +85,11 @@ async function main() {
   const pw = await startPipelineWorker(env, db.pool, taskQueue);
   mkdirSync(OUT, { recursive: true });
   try {
+    const force = process.argv.includes('--force');
     for (const s of scenarios) {
+      if (!force && existsSync(join(OUT, `${s.name}.json`))) continue;
       const { handle } = await startPipelineRun(env.client, pw.agents, taskQueue, s.yaml, s.input, s.name);
+      await s.drive?.(handle);
       await handle.result().catch(() => undefined);
       const history = await handle.fetchHistory();
       writeFileSync(join(OUT, `${s.name}.json`), `${historyToJSON(history)}\n`);

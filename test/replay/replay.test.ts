@@ -13,7 +13,7 @@ beforeAll(() => {
 });
 
 test('the corpus covers the interpreter paths', () => {
-  expect(files.length).toBeGreaterThanOrEqual(7);
+  expect(files.length).toBeGreaterThanOrEqual(15);
 });
 
 test('every recorded history replays against the current workflow code', async () => {

@@ -18,6 +18,7 @@ import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../h
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { startTemporal } from '../helpers/temporal';
 import { sleeperLog } from '../helpers/test-agents';
+import { approvalYaml, cancelYaml, parallelYaml } from '../helpers/test-pipelines';
 import { waitUntil } from '../helpers/wait';
 
 let env: TestWorkflowEnvironment;
@@ -74,26 +75,6 @@ async function updateRefusal(handle: WorkflowHandle, d: ApprovalDecisionInput): 
   expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
   return ((err as WorkflowUpdateFailedError).cause as ApplicationFailure).type ?? undefined;
 }
-
-const approvalYaml = (opts: { timeout?: string; onTimeout?: string; extra?: string; before?: number } = {}) => `
-name: approval-flow
-version: 1
-description: an agent, an approval, an agent
-input: { type: object, properties: { text: { type: string } } }
-stages:
-  - name: prepare
-    agent: sleeper
-    with: { ms: ${opts.before ?? 0} }
-  - name: review
-    approval:
-      roles: [approver]
-      timeout: ${opts.timeout ?? '1h'}
-      onTimeout: ${opts.onTimeout ?? 'reject'}
-${opts.extra ?? ''}
-  - name: after
-    agent: lookup
-    with: { key: "\${review.decision}", table: { approved: yes, timed_out: late } }
-`;
 
 describe('approval stages', () => {
   test('an approval through the update is applied, returned, put in the result and audited', async () => {
@@ -193,26 +174,6 @@ describe('approval stages', () => {
     expect(result.approvals[0]).toMatchObject({ decision: 'approved', approver: 'root', escalated: true });
   });
 });
-
-const cancelYaml = `
-name: cancellable
-version: 1
-description: a long agent with compensation
-input: { type: object, properties: { text: { type: string } } }
-stages:
-  - name: long
-    agent: sleeper
-    with: { ms: 600000 }
-    timeout: 15m
-    heartbeatTimeout: 2s
-  - name: never
-    agent: lookup
-    with: { key: a, table: { a: b } }
-onCancel:
-  - name: undo
-    agent: lookup
-    with: { key: a, table: { a: undone } }
-`;
 
 describe('cancellation', () => {
   test('cancel reaches an agent sleeping in a long loop within its heartbeat timeout, compensates and audits who and why', async () => {

@@ -1,0 +1,176 @@
+import { Router, type Response } from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { defineSignal } from '@temporalio/workflow';
+import { z } from 'zod';
+import { approveUpdate, cancelSignal, type ApprovalRecord, type SignalInput } from '../contracts';
+import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
+import { AppError, ConflictError, ForbiddenError, ValidationError } from './errors';
+import { findRun, hasRole, isOpen, type RunRef } from './run-lookup';
+import type { RunAction, SecurityAudit } from './security-audit';
+
+export interface RunControlDeps {
+  temporal: Client;
+  pipelines: PipelineCatalog;
+  security: SecurityAudit;
+}
+
+const approvalBodySchema = z
+  .object({
+    stage: z.string().min(1).max(128),
+    decision: z.enum(['approve', 'reject']),
+    comment: z.string().max(2000).optional(),
+  })
+  .strict();
+const signalBodySchema = z.object({ payload: z.record(z.string(), z.unknown()).optional() }).strict();
+const cancelBodySchema = z.object({ reason: z.string().min(1).max(500) }).strict();
+
+/** Message names the workflow reserves for its own handlers; never sendable through the signals route. */
+const RESERVED_SIGNALS = new Set([approveUpdate.name, cancelSignal.name]);
+
+/** Failure types the approve update's validator rejects with (set by the workflow). */
+const UPDATE_REJECTIONS = {
+  unknownStage: 'UnknownStage',
+  notPending: 'ApprovalNotPending',
+  lacksRole: 'ApproverLacksRole',
+  selfApproval: 'SelfApprovalForbidden',
+} as const;
+/** Set by the Temporal server when the run closed after accepting the update but before completing it. */
+const UPDATE_OUTLIVED_RUN = 'AcceptedUpdateCompletedWorkflow';
+
+function zodProblems(err: z.ZodError) {
+  return err.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
+}
+
+function runCompleted(run: RunRef): ConflictError {
+  return new ConflictError('run_completed', `run "${run.runId}" has already finished`);
+}
+
+/** The roles an action needs. A pipeline that is no longer loaded leaves its runs to admins. */
+function rolesFor(run: RunRef, action: RunAction) {
+  return run.entry?.definition.access[action] ?? ['admin'];
+}
+
+/** Signals the run's definition declares (`signals:` in the DSL; absent means none). */
+function declaredSignals(run: RunRef): readonly string[] {
+  return (run.entry?.definition as { signals?: readonly string[] } | undefined)?.signals ?? [];
+}
+
+/**
+ * `/v1/runs/:pipeline/:id/{approvals,signals/:name,cancel}`: act on a running run. Every refusal for lack of a
+ * role is written to the audit trail as `security.denied`.
+ */
+export function createRunControlRoutes(deps: RunControlDeps): Router {
+  const router = Router();
+
+  /** 403 with an audit record when the caller lacks the action's pipeline-level role. */
+  async function requireActionRole(res: Response, run: RunRef, action: RunAction, extra: { stage?: string; signal?: string } = {}) {
+    const allowed = rolesFor(run, action);
+    if (hasRole(run.principal, allowed)) return;
+    await deps.security.deny(
+      res,
+      run,
+      { action, reason: 'role_required', ...extra },
+      new ForbiddenError(`${action} on pipeline "${run.pipelineName}" needs one of the roles: ${allowed.join(', ')}`),
+    );
+  }
+
+  /**
+   * The run may close between describe and the call: Temporal then answers not found (a signal, or an update not
+   * yet accepted). Any other error is rethrown unless a fresh describe shows the run closed.
+   */
+  async function closedMeanwhile(run: RunRef, err: unknown): Promise<never> {
+    let closed = err instanceof WorkflowNotFoundError;
+    if (!closed) {
+      try {
+        closed = !isOpen(await run.handle.describe());
+      } catch {
+        // Keep the original error.
+      }
+    }
+    if (closed) throw runCompleted(run);
+    throw err;
+  }
+
+  router.post('/v1/runs/:pipeline/:id/approvals', async (req, res) => {
+    const run = await findRun(deps, req);
+    const body = approvalBodySchema.safeParse(req.body ?? {});
+    await requireActionRole(res, run, 'approve', body.success ? { stage: body.data.stage } : {});
+    if (!body.success) {
+      throw new ValidationError('the body must be {"stage": "...", "decision": "approve"|"reject", "comment"?: "..."}', zodProblems(body.error));
+    }
+    if (!isOpen(run.desc)) throw runCompleted(run);
+    const { stage, decision, comment } = body.data;
+    let record: ApprovalRecord;
+    try {
+      record = await run.handle.executeUpdate(approveUpdate, {
+        args: [{ stage, decision, comment, approver: { subject: run.principal.subject, roles: run.principal.roles } }],
+      });
+    } catch (err) {
+      const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      switch (failure?.type) {
+        case UPDATE_REJECTIONS.unknownStage:
+          throw new AppError(404, 'unknown_stage', 'Not found', `run "${run.runId}" has no approval stage "${stage}"`);
+        case UPDATE_REJECTIONS.notPending:
+          throw new ConflictError('approval_not_pending', failure.message || `stage "${stage}" is not awaiting a decision`);
+        case UPDATE_REJECTIONS.lacksRole:
+          return deps.security.deny(
+            res,
+            run,
+            { action: 'approve', reason: 'approver_lacks_role', stage },
+            new ForbiddenError(failure.message || `your roles may not decide stage "${stage}"`),
+          );
+        case UPDATE_REJECTIONS.selfApproval:
+          return deps.security.deny(
+            res,
+            run,
+            { action: 'approve', reason: 'self_approval', stage },
+            new AppError(403, 'self_approval_forbidden', 'Forbidden', 'the principal that started a run may not decide its approvals'),
+          );
+        case UPDATE_OUTLIVED_RUN:
+          throw runCompleted(run);
+        default:
+          return closedMeanwhile(run, err);
+      }
+    }
+    res.status(200).json(record);
+  });
+
+  router.post('/v1/runs/:pipeline/:id/signals/:name', async (req, res) => {
+    const run = await findRun(deps, req);
+    const name = String(req.params.name);
+    if (RESERVED_SIGNALS.has(name) || !declaredSignals(run).includes(name)) {
+      throw new AppError(404, 'unknown_signal', 'Not found', `pipeline "${run.pipelineName}" declares no signal "${name}"`);
+    }
+    await requireActionRole(res, run, 'signal', { signal: name });
+    const body = signalBodySchema.safeParse(req.body ?? {});
+    if (!body.success) throw new ValidationError('the body must be {"payload"?: {...}}', zodProblems(body.error));
+    if (!isOpen(run.desc)) throw runCompleted(run);
+    const input: SignalInput = { actor: run.principal.subject, payload: body.data.payload ?? {} };
+    try {
+      await run.handle.signal(defineSignal<[SignalInput]>(name), input);
+    } catch (err) {
+      return closedMeanwhile(run, err);
+    }
+    res.status(202).json({ runId: run.runId, signal: name, status: 'accepted' });
+  });
+
+  router.post('/v1/runs/:pipeline/:id/cancel', async (req, res) => {
+    const run = await findRun(deps, req);
+    await requireActionRole(res, run, 'cancel');
+    const body = cancelBodySchema.safeParse(req.body ?? {});
+    if (!body.success) throw new ValidationError('the body must be {"reason": "..."} (1 to 500 characters)', zodProblems(body.error));
+    if (!isOpen(run.desc)) throw runCompleted(run);
+    try {
+      // The signal carries who and why (recorded before the cancel request in the history); the cancel request
+      // makes Temporal itself show the execution as cancelled.
+      await run.handle.signal(cancelSignal, { actor: run.principal.subject, reason: body.data.reason });
+      await run.handle.cancel();
+    } catch (err) {
+      return closedMeanwhile(run, err);
+    }
+    res.status(202).json({ runId: run.runId, status: 'cancelling' });
+  });
+
+  return router;
+}

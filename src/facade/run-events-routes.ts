@@ -1,0 +1,161 @@
+import { Router, type Request } from 'express';
+import type { Client } from '@temporalio/client';
+import { progressQuery, type RunProgress, type Transition } from '../contracts';
+import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
+import type { Logger } from '../telemetry';
+import { ValidationError } from './errors';
+import { closedRunState, findRun, isOpen, requireRole, runStatusOf, type RunRef } from './run-lookup';
+
+export interface RunEventsOptions {
+  /** How often the run's progress is queried. @default 250 @format ms */
+  pollMs?: number;
+  /** Interval of `: keep-alive` comments, so proxies keep an idle stream open. @default 15000 @format ms */
+  keepAliveMs?: number;
+  /** A stream ends after this long; the client reconnects with `Last-Event-ID`. @default 3_600_000 (1h) @format ms */
+  maxStreamMs?: number;
+}
+
+export interface RunEventsDeps extends RunEventsOptions {
+  temporal: Client;
+  pipelines: PipelineCatalog;
+  logger: Logger;
+  /** Aborted when the app stops: open streams end at once instead of holding the shutdown. */
+  shutdown: AbortSignal;
+}
+
+const FINAL = new Set(['completed', 'failed', 'cancelled']);
+
+function lastEventIdOf(req: Request): number {
+  const raw = req.header('Last-Event-ID') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
+  if (raw === undefined || raw === '') return 0;
+  if (!/^\d{1,15}$/.test(raw.trim())) {
+    throw new ValidationError('Last-Event-ID must be the seq of a transition', [{ path: 'header:Last-Event-ID', message: 'expected a non-negative integer' }]);
+  }
+  return Number(raw.trim());
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. Never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+interface Snapshot {
+  transitions: Transition[];
+  /** Set once the run has closed: the status to report in the `end` event. */
+  closed?: { status: string; temporalStatus: string };
+}
+
+/**
+ * The run's transitions now. A workflow that reports a final status may still be closing, so Temporal decides
+ * whether the run is over; a closed run that can no longer answer queries yields its result or failure details.
+ */
+async function snapshot(run: RunRef): Promise<Snapshot> {
+  let progress: RunProgress | undefined;
+  let queryError: unknown;
+  try {
+    progress = await run.handle.query(progressQuery);
+  } catch (err) {
+    queryError = err;
+  }
+  if (progress && !FINAL.has(progress.status)) return { transitions: progress.transitions ?? [] };
+  const desc = await run.handle.describe();
+  if (isOpen(desc)) {
+    if (!progress) throw queryError;
+    return { transitions: progress.transitions ?? [] };
+  }
+  let state: Partial<RunProgress> | undefined = progress;
+  if (!state) {
+    try {
+      state = await run.handle.query(progressQuery);
+    } catch {
+      state = await closedRunState(run.handle);
+    }
+  }
+  return { transitions: state.transitions ?? [], closed: { status: runStatusOf(desc, state), temporalStatus: desc.status.name } };
+}
+
+/**
+ * `GET /v1/runs/:pipeline/:id/events`: the run's transitions as Server-Sent Events (`id: <seq>`, `event:
+ * transition`), in order, resuming after `Last-Event-ID`; `event: end` with the final status once the run has
+ * closed and every transition was sent.
+ */
+export function createRunEventsRoutes(deps: RunEventsDeps): Router {
+  const pollMs = deps.pollMs ?? 250;
+  const keepAliveMs = deps.keepAliveMs ?? 15_000;
+  const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
+  const router = Router();
+
+  router.get('/v1/runs/:pipeline/:id/events', async (req, res) => {
+    const run = await findRun(deps, req);
+    requireRole(run.principal, run.entry?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', run.pipelineName);
+    let last = lastEventIdOf(req);
+
+    res.status(200).set({
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+    });
+    res.flushHeaders();
+
+    const stop = new AbortController();
+    const write = (chunk: string) => {
+      if (!stop.signal.aborted && !res.writableEnded) res.write(chunk);
+    };
+    const finish = () => {
+      stop.abort();
+      if (!res.writableEnded) res.end();
+    };
+    const onShutdown = () => {
+      // Release the connection too, or the server's close would wait for the client to hang up.
+      res.once('finish', () => res.socket?.destroy());
+      finish();
+    };
+    res.on('close', () => stop.abort());
+    deps.shutdown.addEventListener('abort', onShutdown, { once: true });
+    const lifetime = setTimeout(finish, maxStreamMs);
+    const keepAlive = setInterval(() => write(': keep-alive\n\n'), keepAliveMs);
+    if (deps.shutdown.aborted) onShutdown();
+
+    let failures = 0;
+    try {
+      while (!stop.signal.aborted) {
+        let snap: Snapshot;
+        try {
+          snap = await snapshot(run);
+          failures = 0;
+        } catch (err) {
+          // Temporal or the worker may be briefly unreachable; keep the stream and try again, backing off.
+          if (failures++ === 0) deps.logger.warn({ runId: run.runId, err: err instanceof Error ? err.message : String(err) }, 'run events: progress unavailable');
+          await pause(Math.min(pollMs * 2 ** failures, 5_000), stop.signal);
+          continue;
+        }
+        for (const t of [...snap.transitions].sort((a, b) => a.seq - b.seq)) {
+          if (t.seq <= last) continue;
+          write(`id: ${t.seq}\nevent: transition\ndata: ${JSON.stringify(t)}\n\n`);
+          last = t.seq;
+        }
+        if (snap.closed) {
+          write(`event: end\ndata: ${JSON.stringify({ runId: run.runId, ...snap.closed, lastEventId: last })}\n\n`);
+          break;
+        }
+        await pause(pollMs, stop.signal);
+      }
+    } finally {
+      clearTimeout(lifetime);
+      clearInterval(keepAlive);
+      deps.shutdown.removeEventListener('abort', onShutdown);
+      if (!res.writableEnded) res.end();
+    }
+  });
+
+  return router;
+}

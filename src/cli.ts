@@ -6,6 +6,12 @@ import { runDemo } from './cli/demo-command';
 import { mintToken, ROLES, type Role } from './facade/auth';
 import { resolveTemporalCli } from './temporal/temporal-cli';
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number of 0 or more');
+  return n;
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
@@ -36,6 +42,8 @@ function buildProgram(config: () => Config): Command {
     .option('--concurrency <n>', 'runs in flight at once', positiveInt, 8)
     .option('--port <n>', 'facade port', positiveInt)
     .option('--keep-running', 'leave the stack up afterwards to explore it (Ctrl-C stops it)', false)
+    .option('--auto-approve', 'approve reviews of low-confidence tickets at once, through the API', false)
+    .option('--review-wait <seconds>', 'how long a review waits for a person before the demo approves it', nonNegativeInt, 60)
     .action(async (opts) => {
       process.exitCode = await runDemo(config(), opts);
     });

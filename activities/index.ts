@@ -4,7 +4,10 @@ import type { InputChecker } from '../src/security';
 import type { Logger, RunMetrics } from '../src/telemetry';
 import { createCheckInputActivity } from './check-input.activity';
 import { createRecordAuditActivity } from './record-audit.activity';
+import { createReleaseRunSlotActivity, type RunSlotReleaser } from './release-run-slot.activity';
 import { createRunAgentActivity } from './run-agent.activity';
+import { createScreenInputActivity } from './screen-input.activity';
+import type { ClaimStore } from '../src/storage/claim-store';
 
 export interface ActivityDeps {
   agents: AgentRegistry;
@@ -12,6 +15,11 @@ export interface ActivityDeps {
   checker: InputChecker;
   metrics: RunMetrics;
   logger: Logger;
+  claims: ClaimStore;
+  /** Stage outputs larger than this are stored out of band and passed by reference. @format bytes */
+  inlineMaxBytes: number;
+  /** Concurrency slots to release when a run ends (Redis); absent without Redis. */
+  slots?: RunSlotReleaser;
 }
 
 /** Every activity the pipeline workflow calls, bound to the clients the worker wires in. */
@@ -20,8 +28,11 @@ export function createActivities(deps: ActivityDeps) {
     runAgent: createRunAgentActivity(deps),
     checkInput: createCheckInputActivity(deps),
     recordAudit: createRecordAuditActivity(deps),
+    screenInput: createScreenInputActivity(deps),
+    releaseRunSlot: createReleaseRunSlotActivity(deps),
   };
 }
 export type Activities = ReturnType<typeof createActivities>;
 export type { RunAgentArgs, RunAgentResult } from './run-agent.activity';
 export type { CheckInputArgs, CheckInputResult } from './check-input.activity';
+export type { RunSlotReleaser } from './release-run-slot.activity';

@@ -12,10 +12,13 @@ import {
 } from '../src/agents';
 import { contentHash } from '../src/audit/audit-chain';
 import { FailureType } from '../src/contracts';
+import { ClaimMissingError, claimLargeFields, type ClaimStore } from '../src/storage/claim-store';
 import type { Logger, RunMetrics } from '../src/telemetry';
 
 export interface RunAgentArgs {
   workflowId: string;
+  /** Owner of any claimed payloads the input references. Absent in runs started before claim checks. */
+  tenant?: string;
   runId: string;
   stage: string;
   agent: string;
@@ -23,7 +26,9 @@ export interface RunAgentArgs {
 }
 
 export interface RunAgentResult {
+  /** The output, with fields too large for Temporal replaced by claim references (`claimed` names them). */
   output: unknown;
+  claimed?: string[];
   /** sha256 of the canonical input and output, for the audit trail. */
   inputHash: string;
   outputHash: string;
@@ -35,7 +40,16 @@ function failure(type: FailureType, message: string, nonRetryable: boolean, atte
   return ApplicationFailure.create({ type, message, nonRetryable, details: [{ attempt }], cause });
 }
 
-export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: RunMetrics; logger: Logger }) {
+export interface RunAgentDeps {
+  agents: AgentRegistry;
+  metrics: RunMetrics;
+  logger: Logger;
+  claims: ClaimStore;
+  /** Outputs larger than this travel by reference. @format bytes */
+  inlineMaxBytes: number;
+}
+
+export function createRunAgentActivity(deps: RunAgentDeps) {
   return async function runAgent(args: RunAgentArgs): Promise<RunAgentResult> {
     const actx = Context.current();
     const attempt = actx.info.attempt;
@@ -61,10 +75,25 @@ export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: R
       return Math.round(seconds * 1000);
     };
     try {
-      const output = await deps.agents.invoke(args.agent, args.input, ctx);
+      const tenant = args.tenant ?? args.workflowId.split('/')[0];
+      const input = await deps.claims.resolve(args.input, tenant);
+      const output = await deps.agents.invoke(args.agent, input, ctx);
+      const { value, claimed } = await claimLargeFields(deps.claims, output, deps.inlineMaxBytes, {
+        idPrefix: `${args.workflowId}/${args.stage}`,
+        tenant,
+        runId: args.runId,
+        stage: args.stage,
+      });
       const durationMs = observe('ok');
-      logger.debug({ durationMs }, 'agent finished');
-      return { output, inputHash: contentHash(args.input), outputHash: contentHash(output), attempt, durationMs };
+      logger.debug({ durationMs, claimed }, 'agent finished');
+      return {
+        output: value,
+        ...(claimed.length ? { claimed } : {}),
+        inputHash: contentHash(input),
+        outputHash: contentHash(output),
+        attempt,
+        durationMs,
+      };
     } catch (err) {
       if (actx.cancellationSignal.aborted) {
         observe('cancelled');
@@ -78,7 +107,7 @@ export function createRunAgentActivity(deps: { agents: AgentRegistry; metrics: R
       if (e instanceof UnknownAgentError) throw failure(FailureType.UnknownAgent, e.message, true, attempt);
       if (e instanceof AgentInputError) throw failure(FailureType.AgentInputInvalid, e.message, true, attempt);
       if (e instanceof AgentOutputError) throw failure(FailureType.AgentOutputInvalid, e.message, true, attempt);
-      if (e instanceof AgentRejectedError || e instanceof TrainingDataError || e instanceof TemplateLoadError) {
+      if (e instanceof AgentRejectedError || e instanceof TrainingDataError || e instanceof TemplateLoadError || e instanceof ClaimMissingError) {
         throw failure(FailureType.AgentRejected, e.message, true, attempt);
       }
       throw failure(FailureType.AgentFailed, e.message, false, attempt, e);

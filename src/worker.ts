@@ -5,6 +5,7 @@ import { createAgentRegistry, createBuiltinAgents } from './agents';
 import { createAuditStore, migrate } from './audit';
 import { loadConfig, requireKeys } from './config';
 import { createInputChecker } from './security';
+import { createClaimStore } from './storage/claim-store';
 import { connectWorker } from './temporal/connection';
 import { createLogger, createRegistry, createRunMetrics, startMetricsServer } from './telemetry';
 
@@ -34,7 +35,15 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ agents, audit: createAuditStore(pool), checker: createInputChecker(), metrics, logger }),
+    activities: createActivities({
+      agents,
+      audit: createAuditStore(pool),
+      checker: createInputChecker(),
+      metrics,
+      logger,
+      claims: createClaimStore(pool),
+      inlineMaxBytes: config.STAGE_OUTPUT_INLINE_MAX_BYTES,
+    }),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
   });
 

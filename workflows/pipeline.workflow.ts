@@ -44,6 +44,12 @@ const { checkInput } = proxyActivities<Activities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.InputRejected] },
 });
 
+// The guard check before untrusted text and the slot release are quick and idempotent.
+const { screenInput, releaseRunSlot } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
 // Audit writes retry without limit (no maximumAttempts): a run never ends with a missing event, it waits for
 // PostgreSQL to come back instead.
 const { recordAudit } = proxyActivities<Activities>({
@@ -55,6 +61,8 @@ const { recordAudit } = proxyActivities<Activities>({
 export const PATCHES = {
   /** Runs started after this change enforce `limits.runTimeout` with a timer; older runs never had one. */
   runTimeout: 'run-timeout-v1',
+  /** Runs started after this change free their concurrency slot when they end; older runs held none. */
+  releaseSlot: 'release-run-slot-v1',
 } as const;
 
 interface StageFailure {
@@ -218,9 +226,10 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
       },
     });
     setStage(stage.name, { status: 'running', startedAt: Date.now() });
+    const input = resolveMapping(stage.with ?? {}, scope());
     try {
-      const input = resolveMapping(stage.with ?? {}, scope());
-      const res = await runAgent({ workflowId, runId: args.runId, stage: stage.name, agent: stage.agent, input });
+      if (stage.untrustedText) await guard(stage, input);
+      const res = await runAgent({ workflowId, tenant: principal.tenant, runId: args.runId, stage: stage.name, agent: stage.agent, input });
       outputs[stage.name] = res.output;
       setStage(stage.name, { status: 'completed', attempts: res.attempt, finishedAt: Date.now(), output: res.output });
       await audit(
@@ -234,11 +243,25 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
         setStage(stage.name, { status: 'cancelled', finishedAt: Date.now() });
         throw err;
       }
+      if (err instanceof RunFailure) throw err;
       const f = describeFailure(err);
       const error = { type: f.type, message: f.message };
       setStage(stage.name, { status: 'failed', attempts: f.attempts ?? stateOf(stage.name).attempts, finishedAt: Date.now(), error });
       await audit('stage.failed', { agent: stage.agent, attempts: f.attempts, error }, stage.name);
       throw new RunFailure(f, stage.name);
+    }
+  };
+
+  /** The injection guard before untrusted text: findings are audited; under `block` the run stops here. */
+  const guard = async (stage: AgentStage, input: Record<string, unknown>): Promise<void> => {
+    const { findings } = await screenInput({ tenant: principal.tenant, stage: stage.name, input });
+    if (findings.length === 0) return;
+    const policy = def.security?.injection ?? 'flag';
+    await audit('security.flagged', { policy, rules: [...new Set(findings.map((f) => f.rule))], paths: findings.map((f) => f.path) }, stage.name);
+    if (policy === 'block') {
+      const message = `input of stage "${stage.name}" matched injection rules: ${[...new Set(findings.map((f) => f.rule))].join(', ')}`;
+      setStage(stage.name, { status: 'failed', finishedAt: Date.now(), error: { type: FailureType.SecurityBlocked, message } });
+      throw new RunFailure({ type: FailureType.SecurityBlocked, message }, stage.name);
     }
   };
 
@@ -319,10 +342,16 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
     }
   };
 
+  const releaseSlot = async () => {
+    if (patched(PATCHES.releaseSlot)) {
+      await CancellationScope.nonCancellable(() => releaseRunSlot({ tenant: principal.tenant, pipeline: def.name, runId: args.runId }));
+    }
+  };
   const finish = async (status: 'completed' | 'failed', error?: PipelineRunResult['error']): Promise<PipelineRunResult> => {
     setRunStatus(status);
     const durationMs = Date.now() - startedAt;
     await condition(allHandlersFinished);
+    await releaseSlot();
     await audit(status === 'completed' ? 'run.completed' : 'run.failed', { durationMs, ...(error ? { error } : {}) });
     return { ...progress, outputs, ...(error ? { error } : {}) };
   };
@@ -386,6 +415,7 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
       for (const s of progress.stages) if (s.status === 'pending' || s.status === 'awaiting-approval') s.status = 'cancelled';
       setRunStatus('cancelled');
       await condition(allHandlersFinished);
+      await releaseSlot();
       await audit('run.cancelled', { reason: req.reason, compensated, durationMs: Date.now() - startedAt }, undefined, req.actor);
       const result: PipelineRunResult = { ...progress, outputs };
       // A Temporal cancel request ends the execution as cancelled; a cancel signal alone returns the result.

@@ -8,6 +8,15 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** JWS algorithms the facade can be configured to accept. `none` is deliberately absent. */
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+// Strict decimal text: z.coerce.number() would take " " as 0, "0x1f" as 31 and "1e2" as 100.
+const wholeNumber = z.string().regex(/^\d{1,15}$/, 'expected a whole number').transform(Number);
+const decimalNumber = z.string().regex(/^\d{1,15}(\.\d{1,9})?$/, 'expected a non-negative decimal number').transform(Number);
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 /**
  * Every setting the processes read, parsed once at start-up. Each key names its environment variable, default
  * and unit. Nothing else in the code reads `process.env`. Never log the parsed object: it holds secrets.
@@ -35,14 +44,43 @@ const schema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   /** REDIS_URL: Redis for rate limits shared across facades; unset means an in-process limiter (one facade only). */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').optional(),
-  /** JWT_SECRET: HS256 key that verifies bearer tokens; at least 32 characters. */
+  /** JWT_SECRET: HMAC key (HS256/384/512) that verifies bearer tokens, for development; at least 32 characters. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /**
+   * JWT_PUBLIC_KEY: public key that verifies RS*, PS* or ES* tokens. Either the PEM text itself (SPKI `PUBLIC KEY`,
+   * PKCS#1 `RSA PUBLIC KEY` or an X.509 `CERTIFICATE`; `\n` escapes are accepted) or the path of a file holding it.
+   */
+  JWT_PUBLIC_KEY: z.string().min(1).optional(),
+  /** JWT_JWKS_URL: JSON Web Key Set of the identity provider; https:// (http:// only for localhost). */
+  JWT_JWKS_URL: z
+    .string()
+    .url('expected a URL')
+    .refine((u) => {
+      const url = new URL(u);
+      return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
+    }, 'must be an https:// URL (http:// is accepted for localhost only)')
+    .optional(),
+  /**
+   * JWT_ALGORITHMS: comma list of accepted JWS algorithms; HS* needs JWT_SECRET, RS/PS/ES* JWT_PUBLIC_KEY or JWT_JWKS_URL.
+   * @default HS256 with JWT_SECRET, else RS256,ES256
+   */
+  JWT_ALGORITHMS: z
+    .string()
+    .transform((v) => [...new Set(v.split(',').map((a) => a.trim()).filter((a) => a !== ''))])
+    .pipe(z.array(z.enum(JWT_ALGORITHMS, { error: `each must be one of ${JWT_ALGORITHMS.join(', ')}` })).min(1, 'name at least one algorithm'))
+    .optional(),
+  /** JWT_JWKS_TIMEOUT_MS: how long one fetch of the key set may take. @default 5000 @format ms, 100..60000 */
+  JWT_JWKS_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(100).max(60_000)).default(5000),
+  /** JWT_JWKS_COOLDOWN_MS: least time between two fetches of the key set (an unknown `kid` refetches). @default 30000 @format ms */
+  JWT_JWKS_COOLDOWN_MS: wholeNumber.pipe(z.number().int().min(0).max(86_400_000)).default(30_000),
+  /** JWT_JWKS_CACHE_MAX_AGE_MS: most time a fetched key set is used before it is fetched again. @default 600000 @format ms */
+  JWT_JWKS_CACHE_MAX_AGE_MS: wholeNumber.pipe(z.number().int().min(1000).max(86_400_000)).default(600_000),
   /** JWT_ISSUER: required `iss` claim. @default agentry */
   JWT_ISSUER: z.string().min(1).default('agentry'),
   /** JWT_AUDIENCE: required `aud` claim. @default agentry-api */
   JWT_AUDIENCE: z.string().min(1).default('agentry-api'),
   /** JWT_CLOCK_TOLERANCE_S: allowed clock skew for exp/nbf. @default 5 @format seconds, 0..300 */
-  JWT_CLOCK_TOLERANCE_S: z.coerce.number().finite().min(0).max(300).default(5),
+  JWT_CLOCK_TOLERANCE_S: decimalNumber.pipe(z.number().min(0).max(300)).default(5),
   /** RATE_LIMIT_PER_MINUTE: requests per subject per minute. @default 600 */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** BODY_LIMIT_BYTES: largest accepted request body. @default 262144 @format bytes */
@@ -57,6 +95,8 @@ const schema = z.object({
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** WORKER_METRICS_PORT: port of the worker's /metrics and /health endpoint; 0 picks a free one. @default 9464 */
   WORKER_METRICS_PORT: port.default(9464),
+  /** STAGE_OUTPUT_INLINE_MAX_BYTES: stage outputs above this travel by reference (claim check in PostgreSQL). @default 262144 @format bytes */
+  STAGE_OUTPUT_INLINE_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   /** TEMPORAL_CLI_PATH: a `temporal` binary to use instead of searching PATH and `.tools/`. */

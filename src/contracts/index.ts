@@ -180,6 +180,8 @@ export enum FailureType {
   ApprovalRejected = 'ApprovalRejected',
   /** The run exceeded its definition's `limits.runTimeout`. */
   RunTimedOut = 'RunTimedOut',
+  /** The injection guard flagged a stage's input and the pipeline's policy is `block`. */
+  SecurityBlocked = 'SecurityBlocked',
 }
 
 /** Failure types that never succeed on retry. */
@@ -191,6 +193,7 @@ export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
   FailureType.InputRejected,
   FailureType.ApprovalRejected,
   FailureType.RunTimedOut,
+  FailureType.SecurityBlocked,
 ];
 
 /** Audit event types written by the pipeline workflow. */
@@ -208,7 +211,8 @@ export type AuditEventType =
   | 'approval.timed_out'
   | 'approval.escalated'
   | 'signal.received'
-  | 'security.denied';
+  | 'security.denied'
+  | 'security.flagged';
 
 export interface AuditEventInput {
   /** Deterministic: `{workflowId}#{sequence}`, so retries of the write never duplicate it. */

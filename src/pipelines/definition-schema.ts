@@ -133,6 +133,11 @@ export interface AgentStage {
   taskQueue?: string;
   /** Heartbeat timeout; only for agents that heartbeat. Authored as `heartbeatTimeout`. @format ms */
   heartbeatTimeoutMs?: number;
+  /**
+   * The stage's input carries text from outside (customers, web pages): the injection guard screens it before the
+   * stage runs, under the definition's `security.injection` policy. Present only when true.
+   */
+  untrustedText?: true;
 }
 
 /** What an approval stage does when nobody decides within its timeout. */
@@ -210,6 +215,11 @@ export interface ParallelStage {
 
 export type Stage = AgentStage | ApprovalStage | ParallelStage;
 
+export interface PipelineSecurity {
+  /** `flag`: record `security.flagged` and go on; `block`: record it and fail the run (SecurityBlocked). */
+  injection: 'flag' | 'block';
+}
+
 /** A validated, normalised pipeline definition: plain JSON, safe to send as a Temporal payload. */
 export interface PipelineDefinition {
   name: string;
@@ -224,6 +234,8 @@ export interface PipelineDefinition {
    * is referable as `${signals.<name>.<field>}`. @default []
    */
   signals: string[];
+  /** How the injection guard treats flagged text before `untrustedText` stages. @default { injection: 'flag' } */
+  security: PipelineSecurity;
   /** The main line, in order. Stage names are unique across the whole definition, group members included. */
   stages: Stage[];
   /**
@@ -499,6 +511,7 @@ export const agentStageSchema = z
     when: conditionSchema.optional(),
     taskQueue: z.string().min(1).max(255).optional(),
     heartbeatTimeout: durationSchema.optional(),
+    untrustedText: z.boolean().optional(),
   })
   .transform((raw): AgentStage => {
     // Optional keys are left out rather than set to undefined, so the parsed value is plain JSON and its hash
@@ -514,6 +527,7 @@ export const agentStageSchema = z
     if (raw.when !== undefined) stage.when = raw.when;
     if (raw.taskQueue !== undefined) stage.taskQueue = raw.taskQueue;
     if (raw.heartbeatTimeout !== undefined) stage.heartbeatTimeoutMs = raw.heartbeatTimeout;
+    if (raw.untrustedText === true) stage.untrustedText = true;
     return stage;
   })
   .superRefine((stage, ctx) => {
@@ -744,6 +758,7 @@ export function createPipelineDefinitionSchema(options: DefinitionSchemaOptions 
       access: accessSchema.optional(),
       limits: limitsSchema.optional(),
       signals: z.array(signalNameSchema).optional(),
+      security: z.strictObject({ injection: z.enum(['flag', 'block']).default('flag') }).optional(),
       stages: z.array(stageSchemas.stage).min(1, 'a pipeline needs at least one stage'),
       onCancel: z.array(stageSchemas.compensation).optional(),
     })
@@ -756,6 +771,7 @@ export function createPipelineDefinitionSchema(options: DefinitionSchemaOptions 
         access: raw.access ?? accessSchema.parse({}),
         limits: raw.limits ?? limitsSchema.parse({}),
         signals: raw.signals ?? [],
+        security: raw.security ?? { injection: 'flag' },
         stages: raw.stages,
         onCancel: raw.onCancel ?? [],
       }),

@@ -14,11 +14,14 @@ import { definitionHash } from '../../src/pipelines/definition-hash';
 import { agentCatalogOf } from '../../src/pipelines/pipeline-catalog';
 import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
 import { createInputChecker } from '../../src/security';
+import { createClaimStore } from '../../src/storage/claim-store';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
 import { workflowBundle } from './temporal';
-import { flakyAgent, liarAgent, sleeperAgent } from './test-agents';
+import { bigmouthAgent, flakyAgent, liarAgent, measureAgent, sleeperAgent } from './test-agents';
 
 const ROOT = resolve(__dirname, '..', '..');
+/** Small, so tests can show claim checks without megabytes of data. */
+export const INLINE_MAX_BYTES = 64 * 1024;
 
 export interface PipelineWorker {
   agents: Agent[];
@@ -36,6 +39,8 @@ export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Po
     flakyAgent(2),
     liarAgent,
     sleeperAgent,
+    bigmouthAgent,
+    measureAgent,
   ];
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -48,6 +53,8 @@ export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Po
       checker: createInputChecker(),
       metrics: createRunMetrics(new Registry()),
       logger: createLogger({ level: 'silent', name: 'test' }),
+      claims: createClaimStore(pool),
+      inlineMaxBytes: INLINE_MAX_BYTES,
     }),
   });
   const running = worker.run();

@@ -97,3 +97,29 @@ export const sleeperAgent: Agent = {
     return { slept: Date.now() - started };
   },
 };
+
+/** Produces `bytes` of text: an output far beyond Temporal's payload limit when asked. */
+export const bigmouthAgent: Agent = {
+  name: 'bigmouth',
+  version: '1',
+  description: 'writes a long text',
+  input: z.object({ bytes: z.number().int().min(1) }),
+  output: z.object({ text: z.string(), note: z.string() }),
+  async run(input) {
+    const line = 'All work and no play makes a long stage output. ';
+    return { text: line.repeat(Math.ceil(Number(input.bytes) / line.length)).slice(0, Number(input.bytes)), note: 'small' };
+  },
+};
+
+/** Measures the text it receives: proves the next stage got the whole value back from the claim. */
+export const measureAgent: Agent = {
+  name: 'measure',
+  version: '1',
+  description: 'counts characters',
+  input: z.object({ text: z.string() }),
+  output: z.object({ length: z.number(), head: z.string() }),
+  async run(input) {
+    const text = String(input.text);
+    return { length: text.length, head: text.slice(0, 20) };
+  },
+};

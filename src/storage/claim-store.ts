@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import type { Pool } from 'pg';
+
+/** What travels through Temporal in place of a large value. */
+export interface ClaimRef {
+  $claim: string;
+  bytes: number;
+  sha256: string;
+}
+
+export function isClaimRef(value: unknown): value is ClaimRef {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ClaimRef).$claim === 'string' &&
+    typeof (value as ClaimRef).sha256 === 'string' &&
+    Object.keys(value).length === 3
+  );
+}
+
+export class ClaimMissingError extends Error {
+  override readonly name = 'ClaimMissingError';
+  constructor(readonly claimId: string) {
+    super(`claimed payload ${claimId} is missing or does not match its hash`);
+  }
+}
+
+/**
+ * Claim-check storage in PostgreSQL: large stage outputs are stored here and referenced by id, so runs never
+ * push payloads near Temporal's 2 MB limit (which would fail the workflow task and retry it forever).
+ */
+export function createClaimStore(pool: Pool) {
+  return {
+    async put(ref: { id: string; tenant: string; runId: string; stage: string }, value: unknown): Promise<ClaimRef> {
+      const body = JSON.stringify(value);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      const bytes = Buffer.byteLength(body, 'utf8');
+      // A retried stage stores its own latest attempt under the same id: the reference it returns matches.
+      await pool.query(
+        `INSERT INTO stage_payloads (id, tenant, run_id, stage, sha256, bytes, body) VALUES ($1,$2,$3,$4,$5,$6,$7)
+         ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, body = EXCLUDED.body`,
+        [ref.id, ref.tenant, ref.runId, ref.stage, sha256, bytes, body],
+      );
+      return { $claim: ref.id, bytes, sha256 };
+    },
+
+    async get(ref: ClaimRef, tenant: string): Promise<unknown> {
+      const res = await pool.query<{ body: string; sha256: string }>('SELECT body, sha256 FROM stage_payloads WHERE id = $1 AND tenant = $2', [
+        ref.$claim,
+        tenant,
+      ]);
+      const row = res.rows[0];
+      if (!row || row.sha256 !== ref.sha256) throw new ClaimMissingError(ref.$claim);
+      return JSON.parse(row.body) as unknown;
+    },
+
+    /** Replaces every claim reference inside `value` with the stored value. */
+    async resolve(value: unknown, tenant: string): Promise<unknown> {
+      if (isClaimRef(value)) return this.get(value, tenant);
+      if (Array.isArray(value)) return Promise.all(value.map((v) => this.resolve(v, tenant)));
+      if (value && typeof value === 'object') {
+        const entries = await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await this.resolve(v, tenant)] as const));
+        return Object.fromEntries(entries);
+      }
+      return value;
+    },
+  };
+}
+export type ClaimStore = ReturnType<typeof createClaimStore>;
+
+/**
+ * Moves the largest top-level fields of an output into the store until what remains fits `maxBytes`; if that is
+ * not enough, claims the whole output. Small outputs come back unchanged.
+ */
+export async function claimLargeFields(
+  store: ClaimStore,
+  output: unknown,
+  maxBytes: number,
+  ref: { idPrefix: string; tenant: string; runId: string; stage: string },
+): Promise<{ value: unknown; claimed: string[] }> {
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+  if (size(output) <= maxBytes) return { value: output, claimed: [] };
+  if (!output || typeof output !== 'object' || Array.isArray(output)) {
+    return { value: await store.put({ ...ref, id: `${ref.idPrefix}/$` }, output), claimed: ['$'] };
+  }
+  const fields = Object.entries(output as Record<string, unknown>).sort((a, b) => size(b[1]) - size(a[1]));
+  const result: Record<string, unknown> = { ...(output as Record<string, unknown>) };
+  const claimed: string[] = [];
+  for (const [key, value] of fields) {
+    if (size(result) <= maxBytes) break;
+    result[key] = await store.put({ ...ref, id: `${ref.idPrefix}/${key}` }, value);
+    claimed.push(key);
+  }
+  if (size(result) > maxBytes) return { value: await store.put({ ...ref, id: `${ref.idPrefix}/$` }, output), claimed: ['$'] };
+  return { value: result, claimed };
+}

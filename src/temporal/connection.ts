@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 
 export interface TemporalTarget {
@@ -22,10 +23,18 @@ async function withRetry<T>(what: string, fn: () => Promise<T>, deadlineMs: numb
   }
 }
 
+export interface ClientTarget extends TemporalTarget {
+  /**
+   * How payloads are converted and encoded; pass `{ payloadCodecs: [codec] }` so the client encrypts what it sends
+   * and decrypts what it reads, like the workers do. @default the SDK's plain JSON conversion
+   */
+  dataConverter?: DataConverter;
+}
+
 /** A client connection, retried while the server comes up (processes may start before Temporal does). */
-export async function connectClient(target: TemporalTarget, deadlineMs = 60_000): Promise<Client> {
+export async function connectClient(target: ClientTarget, deadlineMs = 60_000): Promise<Client> {
   const connection = await withRetry(`Temporal at ${target.address}`, () => Connection.connect({ address: target.address }), deadlineMs);
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter });
 }
 
 /** The worker's native connection, retried the same way. */

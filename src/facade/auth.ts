@@ -2,8 +2,9 @@ import type { RequestHandler } from 'express';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { Principal } from '../contracts';
-import type { HttpMetrics } from '../telemetry';
-import { UnauthorizedError } from './errors';
+import type { HttpMetrics, Logger } from '../telemetry';
+import { ServiceUnavailableError, UnauthorizedError } from './errors';
+import { KeySetUnavailableError, secretKey, type VerificationKey } from './verification-key';
 
 import { ROLES, type Role } from '../pipelines/definition-schema';
 
@@ -16,10 +17,67 @@ const claimsSchema = z.object({
 });
 
 export interface AuthOptions {
-  secret: string;
+  /** The key and pinned algorithms that verify tokens, from `loadVerificationKey`. Takes precedence over `secret`. */
+  key?: VerificationKey;
+  /** Shorthand for an HS256 secret (development and in-process tests). */
+  secret?: string;
   issuer: string;
   audience: string;
+  /** Clock skew allowed for `exp` and `nbf`. @format seconds */
   clockToleranceS: number;
+  /** Refused tokens are logged at debug with their reason and request id; never the token itself. */
+  logger?: Logger;
+  /** The time `exp` and `nbf` are checked against; tests pin it. @default () => new Date() */
+  clock?: () => Date;
+}
+
+/** Why a request was refused; bounded, it labels `auth_failures_total`. */
+export type AuthFailureReason =
+  | 'missing'
+  | 'malformed'
+  | 'algorithm'
+  | 'signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'claims'
+  | 'unknown_key'
+  | 'key_unavailable';
+
+/** A refused token: the 401 (or 503) the caller gets, with the bounded reason for metrics and logs. */
+class AuthFailure extends Error {
+  override readonly name = 'AuthFailure';
+  constructor(
+    readonly reason: AuthFailureReason,
+    readonly error: UnauthorizedError | ServiceUnavailableError,
+    cause?: unknown,
+  ) {
+    super(error.message, { cause });
+  }
+}
+
+const unauthorized = (reason: AuthFailureReason, detail: string) => new AuthFailure(reason, new UnauthorizedError(detail));
+
+/** Maps what jose (or the key source) threw onto a bounded reason and a detail that names no key material. */
+function classify(err: unknown): AuthFailure {
+  if (err instanceof AuthFailure) return err;
+  if (err instanceof KeySetUnavailableError) {
+    return new AuthFailure(
+      'key_unavailable',
+      new ServiceUnavailableError('identity_unavailable', 'the token signing keys cannot be fetched right now; try again shortly'),
+      err,
+    );
+  }
+  if (err instanceof joseErrors.JWTExpired) return unauthorized('expired', 'token has expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf' && err.reason === 'check_failed') return unauthorized('not_yet_valid', 'token is not valid yet (nbf)');
+    if (err.reason === 'missing') return unauthorized('claims', `token claim "${err.claim}" is missing`);
+    return unauthorized('claims', `token claim "${err.claim}" failed: ${err.reason}`);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return unauthorized('algorithm', 'token algorithm is not accepted');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return unauthorized('signature', 'token signature is invalid');
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return unauthorized('unknown_key', 'no signing key matches the token');
+  if (err instanceof joseErrors.JWKSMultipleMatchingKeys) return unauthorized('unknown_key', 'several signing keys match the token; it must name one with "kid"');
+  return unauthorized('malformed', 'token is invalid');
 }
 
 declare module 'express-serve-static-core' {
@@ -28,53 +86,73 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** Verifies HS256 bearer tokens: algorithm pinned, iss, aud, exp and nbf checked with bounded clock tolerance. */
+/**
+ * Verifies bearer tokens: algorithms pinned by configuration (the header's `alg` picks nothing outside them, so
+ * `none` and HS/RS confusion fail), signature, then `iss`, `aud`, `exp` and `nbf` with bounded clock tolerance.
+ */
 export function createAuthenticator(opts: AuthOptions, metrics?: HttpMetrics) {
-  const key = new TextEncoder().encode(opts.secret);
-  async function verify(token: string): Promise<Principal> {
+  const verification = opts.key ?? (opts.secret !== undefined ? secretKey(opts.secret) : undefined);
+  if (!verification) throw new Error('createAuthenticator needs a verification key or a secret');
+  const { key, algorithms } = verification;
+  // An unreachable key set is the operator's problem: warn, but once per interval rather than once per request.
+  let lastKeyWarning = 0;
+
+  /** Throws `AuthFailure` (reason and the error the caller gets). */
+  async function verifyToken(token: string): Promise<Principal> {
     try {
-      const { payload } = await jwtVerify(token, key, {
-        algorithms: ['HS256'],
+      const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
+        algorithms,
         issuer: opts.issuer,
         audience: opts.audience,
         clockTolerance: opts.clockToleranceS,
         requiredClaims: ['exp', 'sub'],
+        currentDate: opts.clock?.(),
       });
       const claims = claimsSchema.safeParse(payload);
       if (!claims.success) {
         const issue = claims.error.issues[0];
-        throw new UnauthorizedError(`token claim "${issue.path.join('.')}" is invalid: ${issue.message}`);
+        throw unauthorized('claims', `token claim "${issue.path.join('.')}" is invalid: ${issue.message}`);
       }
       return { subject: claims.data.sub, tenant: claims.data.tenant, roles: claims.data.roles };
     } catch (err) {
-      if (err instanceof UnauthorizedError) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('token has expired');
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw new UnauthorizedError(`token claim "${err.claim}" failed: ${err.reason}`);
-      throw new UnauthorizedError('token is invalid');
+      throw classify(err);
     }
   }
 
-  const middleware: RequestHandler = async (req, _res, next) => {
+  /** Verifies one token; throws the 401 (or 503 when the key set is unreachable) the caller should get. */
+  async function verify(token: string): Promise<Principal> {
+    try {
+      return await verifyToken(token);
+    } catch (err) {
+      throw classify(err).error;
+    }
+  }
+
+  const middleware: RequestHandler = async (req, res, next) => {
     const header = req.headers.authorization;
     const match = header ? /^Bearer ([A-Za-z0-9_\-.]+)$/.exec(header) : null;
-    if (!match) {
-      metrics?.authFailures.inc({ reason: 'missing' });
-      throw new UnauthorizedError('a bearer token is required (Authorization: Bearer <jwt>)');
-    }
     try {
-      req.principal = await verify(match[1]);
+      if (!match) throw unauthorized('missing', 'a bearer token is required (Authorization: Bearer <jwt>)');
+      req.principal = await verifyToken(match[1]);
     } catch (err) {
-      metrics?.authFailures.inc({ reason: 'invalid' });
-      throw err;
+      const failure = classify(err);
+      metrics?.authFailures.inc({ reason: failure.reason });
+      if (failure.cause instanceof KeySetUnavailableError && Date.now() - lastKeyWarning > 10_000) {
+        lastKeyWarning = Date.now();
+        opts.logger?.warn({ source: verification.source, err: failure.cause.reason }, 'token signing keys cannot be fetched: answering 503');
+      }
+      opts.logger?.debug({ requestId: res.getHeader('X-Request-Id'), reason: failure.reason, detail: failure.error.detail }, 'bearer token refused');
+      throw failure.error;
     }
+    opts.logger?.debug({ requestId: res.getHeader('X-Request-Id'), subject: req.principal.subject, tenant: req.principal.tenant }, 'bearer token accepted');
     next();
   };
-  return { verify, middleware };
+  return { verify, middleware, algorithms, source: verification.source };
 }
 
-/** Mints an HS256 token for development and tests. */
+/** Mints an HS256 token with a shared secret, for development and tests only (never production keys). */
 export async function mintToken(
-  opts: Pick<AuthOptions, 'secret' | 'issuer' | 'audience'> & { subject: string; tenant: string; roles: Role[]; ttlS?: number },
+  opts: { secret: string; issuer: string; audience: string; subject: string; tenant: string; roles: Role[]; ttlS?: number },
 ): Promise<string> {
   return new SignJWT({ tenant: opts.tenant, roles: opts.roles })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

@@ -97,6 +97,15 @@ function fromBodyParser(err: { type?: string; status?: number; limit?: number })
   }
 }
 
+/**
+ * Errors Express itself raises for a bad request, such as a route parameter that is not valid percent-encoding
+ * (a URIError carrying status 400): the caller's fault, so a 4xx, never a logged 500.
+ */
+function fromClientError(err: { status?: unknown }): AppError | undefined {
+  if (err?.status !== 400) return undefined;
+  return new AppError(400, 'bad_request', 'Bad request', 'the request could not be understood');
+}
+
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => next(new NotFoundError(`route ${req.method} ${req.path}`));
 }
@@ -104,7 +113,7 @@ export function notFoundHandler(): RequestHandler {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr =
-      err instanceof AppError ? err : fromBodyParser(err as { type?: string; status?: number; limit?: number });
+      err instanceof AppError ? err : (fromBodyParser(err as { type?: string; status?: number; limit?: number }) ?? fromClientError(err ?? {}));
     if (appErr) {
       sendProblem(res, appErr);
       return;

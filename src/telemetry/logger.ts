@@ -17,6 +17,15 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'headers.authorization',
   'config',
+  // Configuration keys that hold secrets, should a caller log a spread of the config object or part of it.
+  'JWT_SECRET',
+  '*.JWT_SECRET',
+  'DATABASE_URL',
+  '*.DATABASE_URL',
+  'REDIS_URL',
+  '*.REDIS_URL',
+  '*.headers.authorization',
+  '*.headers.cookie',
 ];
 
 export type { Logger };

@@ -70,6 +70,24 @@ export function createHttpMetrics(registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    limiterFailOpen: new Counter({
+      name: 'limiter_fail_open_total',
+      help: 'Requests let through without a limit check because Redis was unreachable (RATE_LIMIT_FAIL_OPEN), by check.',
+      labelNames: ['check'] as const,
+      registers: [registry],
+    }),
+    blockedRequests: new Counter({
+      name: 'intrusion_blocked_requests_total',
+      help: 'Requests refused because their subject or client address is blocked by the intrusion detector.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    blocksStarted: new Counter({
+      name: 'intrusion_blocks_total',
+      help: 'Blocks started by the intrusion detector (counted by the replica that started each), by identity kind.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     runsStarted: new Counter({
       name: 'runs_started_total',
       help: 'Runs started through the facade, by pipeline.',

@@ -1,1 +1,2 @@
 export { pipeline } from './pipeline.workflow';
+export { backup } from './backup.workflow';

@@ -1,8 +1,10 @@
 import type { Pool, PoolClient } from 'pg';
 import type { AuditEventInput } from '../contracts';
 import { GENESIS_HASH, chainHash, type ChainedFields } from './audit-chain';
+import { sealContext, sealFields, type SealKeyRing } from './audit-seal';
 
 export interface StoredAuditEvent extends ChainedFields {
+  data: Record<string, unknown>;
   prevHash: string;
   hash: string;
   recordedAt: string;
@@ -15,13 +17,63 @@ export interface AppendResult {
   hash: string;
 }
 
+/**
+ * What a broken link says happened: `edited` (an event's content no longer matches its hash), `deleted` (an event
+ * is missing), `inserted` (an event was slipped in between two others), `reordered` (an event sits at a position it
+ * was not written at).
+ */
+export type TamperKind = 'edited' | 'deleted' | 'inserted' | 'reordered';
+
+export interface BrokenLink {
+  tenant: string;
+  /** Position of the event named. */
+  chainIndex: number;
+  id: string;
+  kind: TamperKind;
+  reason: string;
+}
+
 export interface VerifyResult {
   ok: boolean;
   tenants: number;
+  /** Events checked (up to and including the first broken link). */
   events: number;
   /** The first broken link, when there is one. */
-  broken?: { tenant: string; chainIndex: number; id: string; reason: string };
+  broken?: BrokenLink;
 }
+
+/** Filters of `page`: every one optional but the tenant. */
+export interface AuditQuery {
+  tenant: string;
+  runId?: string;
+  actor?: string;
+  /** Any of these types. */
+  types?: readonly string[];
+  /** occurred_at >= from. */
+  from?: Date;
+  /** occurred_at < to. */
+  to?: Date;
+  /** Only events after this chain position (the cursor). @default 0 */
+  after?: number;
+  /** Page size. @default 100 */
+  limit?: number;
+}
+
+export interface AuditPage {
+  events: StoredAuditEvent[];
+  /** Chain position to continue after, when more events may match. */
+  next?: number;
+}
+
+export interface AuditStoreOptions {
+  /**
+   * Keys that seal the sensitive fields of `data` (`ip`, `userAgent`, `comment`, `reason`) on append. The facade,
+   * the worker and the CLI always pass them; without them (read-only tools, tests) fields are stored as given.
+   */
+  sealKeys?: SealKeyRing;
+}
+
+const VERIFY_BATCH = 1000;
 
 interface Row {
   id: string;
@@ -53,7 +105,7 @@ function fromRow(r: Row): StoredAuditEvent {
     pipelineVersion: r.pipeline_version,
     definitionHash: r.definition_hash,
     stage: r.stage,
-    data: r.data,
+    data: r.data as Record<string, unknown>,
     occurredAt: r.occurred_at.toISOString(),
     recordedAt: r.recorded_at.toISOString(),
     prevHash: r.prev_hash,
@@ -76,14 +128,86 @@ async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): 
   }
 }
 
+/** A chain position in words: `#n`, or the start of the chain for 0. */
+const position = (n: number) => (n === 0 ? 'the start of the chain' : `#${n}`);
+
+/** The fields the chain hash covers, read back from a stored event. */
+function chainedFieldsOf(e: StoredAuditEvent): ChainedFields {
+  const { prevHash: _p, hash: _h, recordedAt: _r, ...fields } = e;
+  return fields;
+}
+
 /**
  * The append-only, hash-chained audit trail. Appends for one tenant are serialised by a transaction-scoped
  * advisory lock, so concurrent writers (any number of workers) extend one linear chain; an event whose id is
- * already stored is acknowledged without a second row.
+ * already stored is acknowledged without a second row. Sensitive fields are sealed before hashing, so the chain
+ * covers (and `verify` checks) the sealed form without needing a key.
  */
-export function createAuditStore(pool: Pool) {
+export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
+  /** The event whose hash is `hash` in a tenant's chain, if any: used only to explain a broken link. */
+  async function positionOfHash(tenant: string, hash: string): Promise<number | undefined> {
+    const res = await pool.query<{ chain_index: string }>('SELECT chain_index FROM audit_events WHERE tenant = $1 AND hash = $2 LIMIT 1', [tenant, hash]);
+    return res.rowCount ? Number(res.rows[0].chain_index) : undefined;
+  }
+
+  /** Recomputes one tenant's chain; answers the first broken link, or the number of events when it holds. */
+  async function verifyTenant(tenant: string): Promise<{ events: number; broken?: BrokenLink }> {
+    let events = 0;
+    let expected = 1;
+    let prev: StoredAuditEvent | undefined;
+    let prevPrevHash: string | undefined;
+    for (;;) {
+      const rows = (
+        await pool.query<Row>('SELECT * FROM audit_events WHERE tenant = $1 AND chain_index > $2 ORDER BY chain_index LIMIT $3', [
+          tenant,
+          expected - 1,
+          VERIFY_BATCH,
+        ])
+      ).rows;
+      if (rows.length === 0) return { events };
+      for (const row of rows) {
+        const e = fromRow(row);
+        events++;
+        const at = (kind: TamperKind, reason: string, who: StoredAuditEvent = e): { events: number; broken: BrokenLink } => ({
+          events,
+          broken: { tenant, chainIndex: who.chainIndex, id: who.id, kind, reason },
+        });
+        const prevHash = prev?.hash ?? GENESIS_HASH;
+        if (e.chainIndex !== expected) {
+          const missing = e.chainIndex - expected === 1 ? `event #${expected} is missing` : `events #${expected} to #${e.chainIndex - 1} are missing`;
+          return at('deleted', `${missing} (deleted): #${e.chainIndex} follows ${prev ? `#${prev.chainIndex}` : 'the start of the chain'}`);
+        }
+        if (e.prevHash !== prevHash) {
+          // The link is broken; what the event links to instead tells what happened.
+          if (prev && prevPrevHash !== undefined && e.prevHash === prevPrevHash) {
+            return at('inserted', `event #${prev.chainIndex} was inserted: #${e.chainIndex} links to ${position(prev.chainIndex - 1)}, not to it`, prev);
+          }
+          const linked = e.prevHash === GENESIS_HASH ? 0 : await positionOfHash(tenant, e.prevHash);
+          if (linked !== undefined) {
+            return at(
+              'reordered',
+              `event #${e.chainIndex} is out of order: it links to ${position(linked)}, not to ${position(e.chainIndex - 1)}`,
+            );
+          }
+          if (prev && chainHash(e.prevHash, chainedFieldsOf(e)) === e.hash) {
+            // This event is intact and links to a hash no stored event has: its predecessor was rewritten.
+            return at('edited', `event #${prev.chainIndex} was edited and its hash recomputed: #${e.chainIndex} links to its original hash`, prev);
+          }
+          return at('deleted', `event #${e.chainIndex} links to an event that is no longer in the chain (deleted, and the later events renumbered)`);
+        }
+        if (chainHash(prevHash, chainedFieldsOf(e)) !== e.hash) {
+          return at('edited', `event #${e.chainIndex} was edited: its hash does not match its content (or it was forged with a hash computed some other way)`);
+        }
+        prevPrevHash = prevHash;
+        prev = e;
+        expected++;
+      }
+    }
+  }
+
   return {
     async append(event: AuditEventInput): Promise<AppendResult> {
+      const data = opts.sealKeys ? sealFields(event.data ?? {}, opts.sealKeys, sealContext(event)) : (event.data ?? {});
       return inTransaction(pool, async (c) => {
         await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7241))', [event.tenant]);
         const existing = await c.query<{ chain_index: string; hash: string }>(
@@ -110,7 +234,7 @@ export function createAuditStore(pool: Pool) {
           pipelineVersion: event.pipelineVersion ?? null,
           definitionHash: event.definitionHash ?? null,
           stage: event.stage ?? null,
-          data: event.data ?? {},
+          data,
           occurredAt: new Date(event.occurredAt).toISOString(),
         };
         const hash = chainHash(prevHash, fields);
@@ -134,33 +258,59 @@ export function createAuditStore(pool: Pool) {
       return res.rows.map(fromRow);
     },
 
-    /** Recomputes every tenant's chain (or one tenant's) and reports the first broken link. */
+    /** One page of a tenant's events in chain order, filtered; continue with `after: page.next`. */
+    async page(q: AuditQuery): Promise<AuditPage> {
+      const limit = q.limit ?? 100;
+      const where = ['tenant = $1', 'chain_index > $2'];
+      const params: unknown[] = [q.tenant, q.after ?? 0];
+      const add = (clause: (n: string) => string, value: unknown) => {
+        params.push(value);
+        where.push(clause(`$${params.length}`));
+      };
+      if (q.runId !== undefined) add((p) => `run_id = ${p}`, q.runId);
+      if (q.actor !== undefined) add((p) => `actor = ${p}`, q.actor);
+      if (q.types?.length) add((p) => `type = ANY(${p}::text[])`, q.types);
+      if (q.from) add((p) => `occurred_at >= ${p}`, q.from.toISOString());
+      if (q.to) add((p) => `occurred_at < ${p}`, q.to.toISOString());
+      params.push(limit + 1);
+      const res = await pool.query<Row>(
+        `SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY chain_index LIMIT $${params.length}`,
+        params,
+      );
+      const events = res.rows.slice(0, limit).map(fromRow);
+      return { events, ...(res.rows.length > limit ? { next: events[events.length - 1].chainIndex } : {}) };
+    },
+
+    /** Every event (or one tenant's), tenant by tenant in chain order, read in batches. */
+    async *exportEvents(tenant?: string, batch = 1000): AsyncGenerator<StoredAuditEvent> {
+      let after: [string, number] = [tenant ?? '', 0];
+      for (;;) {
+        const res = await pool.query<Row>(
+          `SELECT * FROM audit_events WHERE (tenant, chain_index) > ($1, $2) ${tenant !== undefined ? 'AND tenant = $4' : ''}
+           ORDER BY tenant, chain_index LIMIT $3`,
+          tenant !== undefined ? [after[0], after[1], batch, tenant] : [after[0], after[1], batch],
+        );
+        if (res.rows.length === 0) return;
+        for (const row of res.rows) yield fromRow(row);
+        const last = res.rows[res.rows.length - 1];
+        after = [last.tenant, Number(last.chain_index)];
+      }
+    },
+
+    /**
+     * Recomputes every tenant's chain (or one tenant's) and reports the first broken link: which event, and whether
+     * it was edited, deleted, inserted or reordered. A chain cut short at its end, or extended there by someone who
+     * recomputes the hashes, still verifies: compare the heads with an earlier record (a backup manifest lists them).
+     */
     async verify(tenant?: string): Promise<VerifyResult> {
       const tenants = tenant
         ? [tenant]
-        : (await pool.query<{ tenant: string }>('SELECT DISTINCT tenant FROM audit_events ORDER BY tenant')).rows.map(
-            (r) => r.tenant,
-          );
+        : (await pool.query<{ tenant: string }>('SELECT DISTINCT tenant FROM audit_events ORDER BY tenant')).rows.map((r) => r.tenant);
       let events = 0;
       for (const t of tenants) {
-        const rows = (await pool.query<Row>('SELECT * FROM audit_events WHERE tenant = $1 ORDER BY chain_index', [t]))
-          .rows;
-        let prev = GENESIS_HASH;
-        for (let i = 0; i < rows.length; i++) {
-          const e = fromRow(rows[i]);
-          events++;
-          const fail = (reason: string): VerifyResult => ({
-            ok: false,
-            tenants: tenants.length,
-            events,
-            broken: { tenant: t, chainIndex: e.chainIndex, id: e.id, reason },
-          });
-          if (e.chainIndex !== i + 1) return fail(`expected chain index ${i + 1}, found ${e.chainIndex} (a row is missing)`);
-          if (e.prevHash !== prev) return fail('prev_hash does not match the previous event (deleted, inserted or reordered)');
-          const { prevHash: _p, hash, recordedAt: _r, ...fields } = e;
-          if (chainHash(prev, fields) !== hash) return fail('hash does not match the content (the event was edited)');
-          prev = hash;
-        }
+        const res = await verifyTenant(t);
+        events += res.events;
+        if (res.broken) return { ok: false, tenants: tenants.length, events, broken: res.broken };
       }
       return { ok: true, tenants: tenants.length, events };
     },

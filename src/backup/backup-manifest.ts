@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_FORMAT = 'agentry-backup/1';
+
+/** The last event of a tenant's chain at the snapshot: what a later truncation or forged extension is checked against. */
+export interface ChainHead {
+  chainIndex: number;
+  hash: string;
+}
+
+export interface ManifestFile {
+  /** Relative to the backup folder, `/`-separated. */
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** `manifest.json`: what a backup holds and the sha256 of every file in it. Written last: a folder with one is complete. */
+export interface BackupManifest {
+  format: typeof MANIFEST_FORMAT;
+  id: string;
+  /** ISO 8601. */
+  createdAt: string;
+  actor: string;
+  database: {
+    format: 'pg_dump' | 'ndjson';
+    /** PostgreSQL server version at the snapshot. */
+    serverVersion: string;
+    /** `pg_dump --version`, for the pg_dump format. */
+    tool?: string;
+    /** Rows per table at the snapshot. */
+    rows: Record<string, number>;
+    /** Each tenant's chain head at the snapshot. */
+    chainHeads: Record<string, ChainHead>;
+  };
+  /** Where the pipeline definitions were copied from. */
+  pipelinesDir: string;
+  files: ManifestFile[];
+}
+
+export function sha256Of(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** sha256 and size of a file, streamed. */
+export function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    createReadStream(path)
+      .on('data', (chunk) => {
+        const b = chunk as Buffer;
+        bytes += b.length;
+        hash.update(b);
+      })
+      .once('error', reject)
+      .once('end', () => resolve({ sha256: hash.digest('hex'), bytes }));
+  });
+}
+
+/** Every regular file under `root`, as `/`-separated relative paths, sorted. */
+export async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) out.push(relative(root, full).split(sep).join('/'));
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+export async function readManifest(folder: string): Promise<{ manifest: BackupManifest; sha256: string }> {
+  const text = await readFile(join(folder, MANIFEST_FILE));
+  const manifest = JSON.parse(text.toString('utf8')) as BackupManifest;
+  if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {
+    throw new Error(`${join(folder, MANIFEST_FILE)} is not an ${MANIFEST_FORMAT} manifest`);
+  }
+  return { manifest, sha256: sha256Of(text) };
+}
+
+/** One file of a backup that does not match its manifest. */
+export interface FileProblem {
+  path: string;
+  problem: 'missing' | 'size differs' | 'sha256 differs' | 'not in the manifest';
+}
+
+/** Recomputes every file's sha256 against the manifest; extra files are problems too. */
+export async function checkFiles(folder: string, manifest: BackupManifest): Promise<FileProblem[]> {
+  const problems: FileProblem[] = [];
+  const listed = new Set<string>();
+  for (const f of manifest.files) {
+    listed.add(f.path);
+    const full = join(folder, ...f.path.split('/'));
+    const st = await stat(full).catch(() => undefined);
+    if (!st?.isFile()) {
+      problems.push({ path: f.path, problem: 'missing' });
+      continue;
+    }
+    const { sha256, bytes } = await hashFile(full);
+    if (bytes !== f.bytes) problems.push({ path: f.path, problem: 'size differs' });
+    else if (sha256 !== f.sha256) problems.push({ path: f.path, problem: 'sha256 differs' });
+  }
+  for (const path of await listFiles(folder)) {
+    if (path !== MANIFEST_FILE && !listed.has(path)) problems.push({ path, problem: 'not in the manifest' });
+  }
+  return problems;
+}

@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createAuditStore } from '../../src/audit';
+import type { AuditEventInput } from '../../src/contracts';
+import { TEST_AUDIT_SEAL_KEYS, testSealKeys } from '../helpers/audit-seal';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+let db: TestDatabase;
+let env: Record<string, string>;
+
+/** Runs `agentry ...` as a real process; resolves with its exit code and output. */
+function agentry(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+function event(tenant: string, seq: number, data: Record<string, unknown>): AuditEventInput {
+  return {
+    id: `${tenant}/support-triage/r1#${seq}`,
+    tenant,
+    runId: 'support-triage/r1',
+    type: 'approval.granted',
+    actor: 'bob',
+    pipeline: 'support-triage',
+    pipelineVersion: 2,
+    definitionHash: 'f'.repeat(64),
+    stage: 'review',
+    data,
+    occurredAt: Date.UTC(2026, 0, 1, 0, 0, seq),
+  };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const store = createAuditStore(db.pool, { sealKeys: testSealKeys });
+  for (let i = 1; i <= 3; i++) {
+    await store.append(event('cli-ok', i, { comment: `comment ${i}`, passes: true }));
+    await store.append(event('cli-bad', i, { passes: true }));
+  }
+  const c = await db.pool.connect();
+  try {
+    await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    await c.query(`UPDATE audit_events SET data = '{"passes": false}' WHERE tenant = 'cli-bad' AND chain_index = 2`);
+  } finally {
+    await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    c.release();
+  }
+  env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    DATABASE_URL: db.url,
+    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-cli-state-')),
+    BACKUP_DIR: mkdtempSync(join(tmpdir(), 'agentry-cli-backups-')),
+    AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS,
+  };
+});
+afterAll(() => db.drop());
+
+test('audit verify, audit export --unseal and backup create / verify work from the command line', async () => {
+  const out = join(env.AGENTRY_STATE_DIR, 'cli-ok.ndjson');
+  const [verify, exported, created] = await Promise.all([
+    agentry('audit', 'verify', '--tenant', 'cli-bad'),
+    agentry('audit', 'export', '--tenant', 'cli-ok', '--out', out, '--unseal'),
+    agentry('backup', 'create', '--actor', 'cli-test'),
+  ]);
+
+  expect(verify.code).toBe(1);
+  expect(verify.stdout).toMatch(/audit trail BROKEN \(edited\): tenant "cli-bad" event #2 \(cli-bad\/support-triage\/r1#2\)/);
+
+  expect(exported.code).toBe(0);
+  expect(exported.stderr).toMatch(/exported 3 events/);
+  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(lines.map((l) => [l.chainIndex, l.unsealed])).toEqual([
+    [1, { comment: 'comment 1' }],
+    [2, { comment: 'comment 2' }],
+    [3, { comment: 'comment 3' }],
+  ]);
+  // The exported event keeps its stored (sealed) data, so the file can be re-verified link by link.
+  expect(lines[0].data.comment).toMatchObject({ $sealed: 'A256GCM' });
+  expect(lines[1].prevHash).toBe(lines[0].hash);
+
+  expect(created.code).toBe(0);
+  const id = /backup (\S+) written/.exec(created.stdout)?.[1];
+  expect(id).toBeDefined();
+  const verified = await agentry('backup', 'verify', id!);
+  expect(verified.stdout).toContain(`backup ${id} verified (manifest matches the audit trail)`);
+  expect(verified.code).toBe(0);
+});

@@ -3,6 +3,7 @@ import type { AuditStore } from '../src/audit';
 import type { InputChecker } from '../src/security';
 import type { Logger, RunMetrics } from '../src/telemetry';
 import { createCheckInputActivity } from './check-input.activity';
+import { createCreateBackupActivity, type BackupCreator } from './create-backup.activity';
 import { createRecordAuditActivity } from './record-audit.activity';
 import { createReleaseRunSlotActivity, type RunSlotReleaser } from './release-run-slot.activity';
 import { createRunAgentActivity } from './run-agent.activity';
@@ -20,6 +21,8 @@ export interface ActivityDeps {
   inlineMaxBytes: number;
   /** Concurrency slots to release when a run ends (Redis); absent without Redis. */
   slots?: RunSlotReleaser;
+  /** Takes backups for the `backup` workflow; absent in workers (and tests) that do not back up. */
+  backups?: BackupCreator;
 }
 
 /** Every activity the pipeline workflow calls, bound to the clients the worker wires in. */
@@ -30,9 +33,11 @@ export function createActivities(deps: ActivityDeps) {
     recordAudit: createRecordAuditActivity(deps),
     screenInput: createScreenInputActivity(deps),
     releaseRunSlot: createReleaseRunSlotActivity(deps),
+    createBackup: createCreateBackupActivity(deps),
   };
 }
 export type Activities = ReturnType<typeof createActivities>;
 export type { RunAgentArgs, RunAgentResult } from './run-agent.activity';
 export type { CheckInputArgs, CheckInputResult } from './check-input.activity';
 export type { RunSlotReleaser } from './release-run-slot.activity';
+export type { BackupCreator } from './create-backup.activity';

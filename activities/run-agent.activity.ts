@@ -5,6 +5,7 @@ import { AgentRejectedError } from '../src/agents/agent-contract';
 import {
   AgentInputError,
   AgentOutputError,
+  LlmRejectedError,
   TemplateLoadError,
   TrainingDataError,
   UnknownAgentError,
@@ -107,7 +108,8 @@ export function createRunAgentActivity(deps: RunAgentDeps) {
       if (e instanceof UnknownAgentError) throw failure(FailureType.UnknownAgent, e.message, true, attempt);
       if (e instanceof AgentInputError) throw failure(FailureType.AgentInputInvalid, e.message, true, attempt);
       if (e instanceof AgentOutputError) throw failure(FailureType.AgentOutputInvalid, e.message, true, attempt);
-      if (e instanceof AgentRejectedError || e instanceof TrainingDataError || e instanceof TemplateLoadError || e instanceof ClaimMissingError) {
+      // LlmRejectedError: a budget would be exceeded, the answer missed its schema after the repair, or the provider refused the request.
+      if (e instanceof AgentRejectedError || e instanceof LlmRejectedError || e instanceof TrainingDataError || e instanceof TemplateLoadError || e instanceof ClaimMissingError) {
         throw failure(FailureType.AgentRejected, e.message, true, attempt);
       }
       throw failure(FailureType.AgentFailed, e.message, false, attempt, e);

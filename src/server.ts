@@ -1,11 +1,22 @@
-import { Redis } from 'ioredis';
 import { Pool } from 'pg';
+import { exitWithParent } from './runtime/exit-with-parent';
+import { assertSearchAttributes } from './temporal/search-attributes';
 import { createBuiltinAgents } from './agents';
-import { createAuditStore, migrate } from './audit';
-import { loadConfig, requireKeys } from './config';
-import { createApp, createAuthenticator, createRequestLimiter } from './facade';
+import { createAuditStore, migrate, sealKeysFromConfig } from './audit';
+import { payloadCodecFromConfig } from './codec';
+import { loadConfig, requireKeys, requirePayloadKeys } from './config';
+import {
+  createApp,
+  createAuthenticator,
+  createIntrusionGuard,
+  createLimitFailurePolicy,
+  createRequestLimiter,
+  createRunAdmission,
+  createSecurityEvents,
+  loadVerificationKey,
+} from './facade';
 import { loadPipelineCatalog } from './pipelines/pipeline-catalog';
-import { createInputChecker } from './security';
+import { createInputChecker, createIntrusionDetector, createLimitsRedis, createMemoryRunSlots, createRunSlots } from './security';
 import { connectClient } from './temporal/connection';
 import { createHttpMetrics, createLogger, createRegistry } from './telemetry';
 import { Gauge } from 'prom-client';
@@ -14,8 +25,13 @@ import { version } from '../package.json';
 
 /** The facade process: authenticates callers and starts, reads and lists runs. Holds no state of its own. */
 async function main(): Promise<void> {
-  const config = requireKeys(loadConfig(), ['DATABASE_URL', 'JWT_SECRET']);
+  const config = requirePayloadKeys(requireKeys(loadConfig(), ['DATABASE_URL']));
+  // Refuses to start, naming the key, without exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or with
+  // JWT_ALGORITHMS that do not fit it.
+  const identity = await loadVerificationKey(config);
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'agentry-facade' });
+  logger.info({ source: identity.source, keyType: identity.keyType, algorithms: identity.algorithms }, 'bearer tokens are verified');
+  identity.warmUp().catch((err: Error) => logger.warn({ err: err.message, source: identity.source }, 'token signing keys not reachable yet'));
   const registry = createRegistry('facade');
   const httpMetrics = createHttpMetrics(registry);
 
@@ -26,13 +42,62 @@ async function main(): Promise<void> {
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection failed'));
   await migrate(config.DATABASE_URL);
 
-  const redis = config.REDIS_URL
-    ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
-    : undefined;
-  redis?.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  const limiter = createRequestLimiter({ redis, requestsPerMinute: config.RATE_LIMIT_PER_MINUTE, metrics: httpMetrics });
+  // Limits: rate limits, run slots and the intrusion detector share one Redis (or live in memory without it).
+  const redis = config.REDIS_URL ? createLimitsRedis(config.REDIS_URL) : undefined;
+  let redisUp = true;
+  // ioredis reports every failed reconnection attempt: log the outage once, and its end.
+  redis?.on('error', (err) => {
+    if (redisUp) logger.warn({ err: err.message }, 'redis connection lost; reconnecting');
+    redisUp = false;
+  });
+  redis?.on('ready', () => {
+    if (!redisUp) logger.info('redis connection restored');
+    redisUp = true;
+  });
+  // Addresses, user agents, comments and reasons in audit events are sealed with AUDIT_SEAL_KEYS (or the dev key file).
+  const seal = sealKeysFromConfig(config);
+  logger.info({ keySource: seal.source, keyFile: seal.keyFile, activeKeyId: seal.keys.activeKeyId }, 'audit fields are sealed');
+  const audit = createAuditStore(pool, { sealKeys: seal.keys });
+  const securityEvents = createSecurityEvents({ audit, logger });
+  const limitFailure = createLimitFailurePolicy({ failOpen: config.RATE_LIMIT_FAIL_OPEN, metrics: httpMetrics, logger });
+  const limiter = createRequestLimiter({
+    redis,
+    requestsPerMinute: config.RATE_LIMIT_PER_MINUTE,
+    tenantRequestsPerMinute: config.TENANT_RATE_LIMIT_PER_MINUTE,
+    metrics: httpMetrics,
+    failure: limitFailure,
+    securityEvents,
+  });
+  const idsSettings = { windowS: config.IDS_WINDOW_S, maxFailures: config.IDS_MAX_FAILURES, blockS: config.IDS_BLOCK_S };
+  const intrusion = createIntrusionGuard({
+    detector: createIntrusionDetector({ ...idsSettings, redis }),
+    failure: limitFailure,
+    logger,
+    metrics: httpMetrics,
+    securityEvents,
+    settings: idsSettings,
+    exemptLoopback: config.IDS_EXEMPT_LOOPBACK,
+  });
 
-  const temporal = await connectClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  // The facade reads run state (queries, results, memos) and the Web UI asks it to decode: same codec as the workers.
+  const payloads = payloadCodecFromConfig(config);
+  if (payloads.codec.encrypts) logger.info({ keySource: payloads.keySource, keyFile: payloads.keyFile, activeKeyId: payloads.codec.activeKeyId }, 'payloads are encrypted');
+  else logger.warn({ keySource: payloads.keySource }, 'PAYLOAD_ENCRYPTION is off: new payloads are stored in plaintext');
+  const temporal = await connectClient({
+    address: config.TEMPORAL_ADDRESS,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: { payloadCodecs: [payloads.codec] },
+  });
+  await assertSearchAttributes(temporal, config.TEMPORAL_NAMESPACE);
+
+  const admission = createRunAdmission({
+    slots: redis ? createRunSlots(redis) : createMemoryRunSlots(),
+    temporal,
+    tenantMaxActiveRuns: config.TENANT_MAX_ACTIVE_RUNS,
+    failure: limitFailure,
+    logger,
+    metrics: httpMetrics,
+  });
 
   // Open runs, counted by Temporal visibility at scrape time: right across facade restarts and replicas.
   new Gauge({
@@ -59,13 +124,17 @@ async function main(): Promise<void> {
     pipelines,
     checker: createInputChecker(),
     auth: createAuthenticator(
-      { secret: config.JWT_SECRET, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, clockToleranceS: config.JWT_CLOCK_TOLERANCE_S },
+      { key: identity, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, clockToleranceS: config.JWT_CLOCK_TOLERANCE_S, logger },
       httpMetrics,
     ),
     limiter,
+    intrusion,
+    admission,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    codec: { codec: payloads.codec, corsOrigins: config.CODEC_CORS_ORIGINS },
     version,
-    audit: createAuditStore(pool),
+    audit,
+    auditReader: audit,
     readiness: {
       temporal: async () => {
         await temporal.workflowService.getSystemInfo({});
@@ -98,6 +167,7 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  if (config.AGENTRY_EXIT_WITH_PARENT) exitWithParent(() => void stop('parent exited'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 

@@ -370,10 +370,11 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
   try {
     ({ inputHash } = await checkInput({ definition: def, definitionHash: args.definitionHash, input: args.input }));
   } catch (err) {
-    await audit('run.started', { requestId: args.request.requestId, accepted: false });
+    await audit('run.started', { requestId: args.request.requestId, accepted: false, ip: args.request.ip, userAgent: args.request.userAgent });
     return fail(describeFailure(err));
   }
-  await audit('run.started', { requestId: args.request.requestId, accepted: true, inputHash, roles: principal.roles });
+  // The caller's address and user agent are sealed by the audit store; absent for runs started outside the facade.
+  await audit('run.started', { requestId: args.request.requestId, accepted: true, inputHash, roles: principal.roles, ip: args.request.ip, userAgent: args.request.userAgent });
 
   let timedOut = false;
   const timer = new CancellationScope();

@@ -33,3 +33,20 @@ export {
 } from './intent-classifier.agent';
 export { createTemplateReplyAgent, loadReplyTemplates, type TemplateReplyOptions } from './template-reply.agent';
 export { createLookupAgent } from './lookup.agent';
+export {
+  createLlmAgent,
+  createLlmMetrics,
+  createMemoryUsageStore,
+  createPgUsageStore,
+  llmAgentOptionsFromConfig,
+  LlmBudgetExceededError,
+  LlmMalformedResponseError,
+  LlmOutputInvalidError,
+  LlmProviderError,
+  LlmRejectedError,
+  LlmRequestRejectedError,
+  LlmTimeoutError,
+  type LlmAgentOptions,
+  type LlmMetrics,
+  type UsageStore,
+} from './llm';

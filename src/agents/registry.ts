@@ -9,6 +9,7 @@ import {
 } from './agent-errors';
 import { createIntentClassifierAgent } from './intent-classifier.agent';
 import { createLookupAgent } from './lookup.agent';
+import { createLlmAgent, type LlmAgentOptions } from './llm';
 import { createPiiRedactAgent } from './pii-redact.agent';
 import { createTemplateReplyAgent } from './template-reply.agent';
 
@@ -59,14 +60,20 @@ export interface BuiltinAgentOptions {
   trainFile: string;
   /** Directory for the intent classifier's cached models. */
   cacheDir: string;
+  /**
+   * Provider, budgets and usage store of the `llm` agent.
+   * @default the embedded local model (started on first use), default budgets, usage counted in process
+   */
+  llm?: LlmAgentOptions;
 }
 
-/** The agents this project ships: pii-redact, intent-classifier, template-reply, lookup. */
+/** The agents this project ships: pii-redact, intent-classifier, template-reply, lookup, llm. */
 export function createBuiltinAgents(opts: BuiltinAgentOptions): Agent[] {
   return [
     createPiiRedactAgent(),
     createIntentClassifierAgent({ trainFile: opts.trainFile, cacheDir: opts.cacheDir }),
     createTemplateReplyAgent(),
     createLookupAgent(),
+    createLlmAgent(opts.llm),
   ];
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Config } from '../config';
+import { readLabelledCsv } from '../agents';
 import { mintToken } from '../facade/auth';
 import { startStack, type Stack } from './dev-stack';
 import { percentile, table } from './stats';
@@ -168,6 +169,8 @@ function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l
   out('PII redacted:');
   out(pii.size ? table(['entity', 'count'], [...pii].sort((a, b) => b[1] - a[1])) : '  none found');
 
+  summariseLlm(completed, stack, out);
+
   const sample = completed[0] ?? outcomes[0];
   if (sample?.runId) {
     const reply = (sample.outputs.reply as { reply?: string } | undefined)?.reply;
@@ -177,14 +180,69 @@ function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l
   return { completed: completed.length, failed: failed.length, accuracy };
 }
 
+interface LlmStageOutput {
+  text: string;
+  model: string;
+  usage: { promptTokens: number; completionTokens: number; costUsd: number; calls: number };
+}
+
+function isLlmOutput(value: unknown): value is LlmStageOutput {
+  const v = value as Partial<LlmStageOutput> | undefined;
+  return typeof v?.text === 'string' && typeof v.usage?.promptTokens === 'number' && typeof v.usage.costUsd === 'number';
+}
+
+/** Spend of every `llm` stage (the `draft` stage of support-triage), and a few of the drafted replies. */
+function summariseLlm(completed: RunOutcome[], stack: Stack, out: (l: string) => void): void {
+  const byStage = new Map<string, { runs: number; calls: number; prompt: number; completion: number; cost: number; model: string }>();
+  for (const o of completed) {
+    for (const [stage, value] of Object.entries(o.outputs)) {
+      if (!isLlmOutput(value)) continue;
+      const t = byStage.get(stage) ?? { runs: 0, calls: 0, prompt: 0, completion: 0, cost: 0, model: value.model };
+      t.runs++;
+      t.calls += value.usage.calls;
+      t.prompt += value.usage.promptTokens;
+      t.completion += value.usage.completionTokens;
+      t.cost += value.usage.costUsd;
+      byStage.set(stage, t);
+    }
+  }
+  out('');
+  out(`LLM spend (${stack.llm.local ? `local model ${stack.llm.model}, served on loopback` : `${stack.llm.model} at ${stack.llm.baseUrl}`}):`);
+  if (byStage.size === 0) {
+    out('  no llm stage completed');
+    return;
+  }
+  out(
+    table(
+      ['stage', 'runs', 'calls', 'prompt tokens', 'completion tokens', 'tokens/run', 'cost USD'],
+      [...byStage].map(([stage, t]) => [stage, t.runs, t.calls, t.prompt, t.completion, Math.round((t.prompt + t.completion) / t.runs), t.cost.toFixed(6)]),
+    ),
+  );
+  const drafts = completed.filter((o) => isLlmOutput(o.outputs.draft)).slice(0, 3);
+  if (drafts.length > 0) {
+    out('');
+    out('Drafted replies:');
+    for (const o of drafts) {
+      const d = o.outputs.draft as LlmStageOutput;
+      const ticket = o.ticket.text.length > 90 ? `${o.ticket.text.slice(0, 87)}...` : o.ticket.text;
+      out(`  ticket: ${ticket.replace(/\s+/g, ' ')}`);
+      out(`  draft:  ${d.text.trim().replace(/\s+/g, ' ')}`);
+      out('');
+    }
+  }
+}
+
 export async function runDemo(config: Config, opts: DemoOptions, out: (l: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const inputFile = opts.input ?? DEFAULT_INPUT;
   const tickets = readTickets(inputFile, opts.limit);
+  // Check the training file before starting anything: a mistake here should not cost a stack start-up.
+  if (opts.train) await readLabelledCsv(resolve(opts.train));
   if (tickets.length === 0) throw new Error(`${inputFile}: no tickets to run`);
   out(`agentry demo: ${tickets.length} tickets from ${inputFile} through "${PIPELINE}", ${opts.concurrency} at a time`);
 
-  // The demo is one subject sending a burst (and polling) through its own stack: the per-subject limit is lifted.
-  const env: Record<string, string> = { RATE_LIMIT_PER_MINUTE: '100000' };
+  // The demo is one subject of one tenant sending a burst (and polling) through its own stack: the per-subject and
+  // per-tenant limits are lifted.
+  const env: Record<string, string> = { RATE_LIMIT_PER_MINUTE: '100000', TENANT_RATE_LIMIT_PER_MINUTE: '100000' };
   if (opts.train) env.CLASSIFIER_TRAIN_FILE = resolve(opts.train);
   const stack = await startStack({ config, log: (l) => out(`  ${l}`), env, facadePort: opts.port });
   const abort = new AbortController();
@@ -274,8 +332,11 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     if (opts.keepRunning) {
       out('');
       out(`The stack keeps running (Ctrl-C stops it). Facade ${stack.facadeUrl}, Web UI ${stack.uiUrl}.`);
-      out(`A token for the "demo" tenant: ${token}`);
+      out('A token for the "demo" tenant, and the audit database:');
+      out(`  export TOKEN=${token}`);
+      out(`  export DATABASE_URL=${stack.databaseUrl}`);
       out(`  curl -H "Authorization: Bearer $TOKEN" ${stack.facadeUrl}/v1/runs`);
+      out('  npm run -s agentry -- audit verify');
       out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
       await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()));
       return s.failed > 0 ? 1 : 0;

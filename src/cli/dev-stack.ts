@@ -4,8 +4,10 @@ import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EmbeddedDatabase } from '../audit/embedded-postgres';
+import { loadOrCreateDevKeyRing } from '../codec';
 import type { Config } from '../config';
 import { SEARCH_ATTRIBUTES } from '../contracts';
+import { LOCAL_MODEL_NAME, resolveLocalModel, spawnLocalServer } from '../llm';
 import { connectClient } from '../temporal/connection';
 import { resolveTemporalCli } from '../temporal/temporal-cli';
 
@@ -32,6 +34,8 @@ export interface Stack {
   logsDir: string;
   /** Which parts this stack started (the rest were reused through configuration). */
   started: string[];
+  /** The LLM API the worker uses: LLM_BASE_URL, or the local model server this stack started. */
+  llm: { baseUrl: string; model: string; local: boolean };
   stop(): Promise<void>;
 }
 
@@ -69,6 +73,8 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+const facadePortFor = (opts: StackOptions) => opts.facadePort ?? opts.config.PORT;
 
 /**
  * Starts, or reuses through configuration, every part of a one-machine stack: the Temporal dev server (SQLite
@@ -120,6 +126,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         '--sqlite-pragma', 'journal_mode=wal',
         '--sqlite-pragma', 'synchronous=normal',
         ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+        // The Web UI asks the facade's codec endpoint to decrypt payloads (the request needs a bearer token).
+        ...(facadePortFor(opts) ? ['--ui-codec-endpoint', `http://127.0.0.1:${facadePortFor(opts)}/codec`] : []),
       ];
       const logFile = join(logsDir, 'temporal.log');
       const out = createWriteStream(logFile, { flags: 'a' });
@@ -145,8 +153,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log('PostgreSQL: using DATABASE_URL');
     } else {
       log('PostgreSQL: DATABASE_URL unset, starting an embedded PostgreSQL');
-      // Loaded only when needed: the package is ESM and large.
+      // Loaded only when needed: the package is ESM and large. On import it installs exit and signal hooks that
+      // call process.exit() on SIGINT/SIGTERM/beforeExit, which would cut our own orderly stop short and override
+      // the exit code; this stack stops the database itself, so those hooks are removed again.
+      const hooked = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as NodeJS.Signals[];
+      const before = new Map(hooked.map((e) => [e, process.listeners(e)]));
       const { startEmbeddedPostgres } = await import('../audit/embedded-postgres');
+      for (const e of hooked) {
+        for (const l of process.listeners(e)) if (!before.get(e)?.includes(l)) process.off(e, l);
+      }
       embedded = await startEmbeddedPostgres({ stateDir, port: opts.embeddedPgPort ?? 54329, log });
       databaseUrl = embedded.url;
       started.push('postgres');
@@ -154,17 +169,59 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     log(config.REDIS_URL ? 'Redis: using REDIS_URL' : 'Redis: REDIS_URL unset, limits are in-process (single facade)');
 
+    // LLM: a configured provider, or the embedded model served on loopback for the worker.
+    let llmBaseUrl = config.LLM_BASE_URL;
+    if (llmBaseUrl) {
+      log(`LLM: using LLM_BASE_URL (model ${config.LLM_MODEL})`);
+    } else {
+      const modelPath = resolveLocalModel({ explicitPath: config.LLM_LOCAL_MODEL_PATH, log });
+      if (config.LLM_LOCAL_PORT !== 0 && (await portOpen(config.LLM_LOCAL_HOST, config.LLM_LOCAL_PORT))) {
+        throw new Error(
+          `port ${config.LLM_LOCAL_PORT} is already in use. If a local model server runs there, reuse it with LLM_BASE_URL=http://${config.LLM_LOCAL_HOST}:${config.LLM_LOCAL_PORT}/v1; otherwise set LLM_LOCAL_PORT (0 picks a free port).`,
+        );
+      }
+      const logFile = join(logsDir, 'llm.log');
+      log(`LLM: LLM_BASE_URL unset, starting the local model ${modelPath.split('/').pop()} (log in ${logFile})`);
+      // Tied to this process: the server ends with the demo however the demo ends.
+      const server = await spawnLocalServer({ port: config.LLM_LOCAL_PORT, logFile, tiedToParent: true, env: { ...process.env, ...opts.env } });
+      children.push(server.child);
+      llmBaseUrl = server.baseUrl;
+      started.push('llm');
+    }
+
     const jwtSecret = config.JWT_SECRET ?? randomBytes(32).toString('base64url');
-    const facadePort = opts.facadePort ?? config.PORT;
+    // PAYLOAD_KEYS when set; otherwise the state directory's own key, kept beside temporal.sqlite so a restarted
+    // stack still decrypts the runs stored there.
+    const devKeys = config.PAYLOAD_KEYS || opts.env?.PAYLOAD_KEYS ? undefined : loadOrCreateDevKeyRing(stateDir);
+    if (!config.PAYLOAD_ENCRYPTION) log('Payloads: PAYLOAD_ENCRYPTION=false, new runs are stored in plaintext');
+    else if (devKeys) log(`Payloads: encrypted with the development key in ${devKeys.path}${devKeys.created ? ' (generated now)' : ''}`);
+    else log('Payloads: encrypted with PAYLOAD_KEYS');
+    const facadePort = facadePortFor(opts);
     const childEnv: NodeJS.ProcessEnv = {
       ...process.env,
+      ...(devKeys ? { PAYLOAD_KEYS: devKeys.text } : {}),
       ...opts.env,
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       JWT_SECRET: jwtSecret,
+      // The demo mints its own HS256 tokens; production key settings in the caller's shell would refuse them.
+      JWT_ALGORITHMS: 'HS256',
+      JWT_PUBLIC_KEY: undefined,
+      JWT_JWKS_URL: undefined,
       PORT: String(facadePort),
       HOST: '127.0.0.1',
+      LLM_BASE_URL: llmBaseUrl,
+      // The children stop by themselves if this process is killed before it can stop them.
+      AGENTRY_EXIT_WITH_PARENT: 'true',
     };
+    for (const [what, port] of [
+      ['the facade', facadePort],
+      ['the worker metrics endpoint', config.WORKER_METRICS_PORT],
+    ] as const) {
+      if (port !== 0 && (await portOpen('127.0.0.1', port))) {
+        throw new Error(`port ${port} (${what}) is already in use: stop what holds it, or choose another port (--port for the facade, WORKER_METRICS_PORT for the worker).`);
+      }
+    }
     const spawnProcess = (name: string, entry: string) => {
       const logFile = join(logsDir, `${name}.log`);
       const out = createWriteStream(logFile, { flags: 'a' });
@@ -192,6 +249,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       jwtSecret,
       logsDir,
       started,
+      llm: { baseUrl: llmBaseUrl, model: config.LLM_BASE_URL ? config.LLM_MODEL : LOCAL_MODEL_NAME, local: !config.LLM_BASE_URL },
       stop,
     };
   } catch (err) {

@@ -16,6 +16,7 @@ import {
   trainIntentModel,
   type PiiType,
 } from '../agents';
+import { measureLocalThroughput, type LlmThroughputOptions, type LlmThroughputReport } from './llm-throughput';
 
 export interface EvalOptions {
   /** Presidio synthetic dataset (JSON array of `{ full_text, spans }`). */
@@ -24,6 +25,8 @@ export interface EvalOptions {
   banking77: string;
   /** Where report lines go. @default stdout */
   out?: (line: string) => void;
+  /** Local LLM throughput: the model and threads to measure with; `false` skips it. @default the setup copy, 1 thread */
+  llm?: LlmThroughputOptions | false;
 }
 
 export interface PiiTypeScore {
@@ -40,6 +43,8 @@ export interface PiiTypeScore {
 }
 
 export interface EvalReport {
+  /** Generation throughput of the embedded model; absent when skipped. */
+  llm?: LlmThroughputReport;
   pii: {
     file: string;
     items: number;
@@ -112,7 +117,21 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   out(`intent-classifier: training on ${trainFile} …`);
   const classifier = await evaluateClassifier(trainFile, testFile);
   printClassifier(classifier, out);
-  return { pii, classifier };
+  if (opts.llm === false) return { pii, classifier };
+  out('');
+  out('llm (local): timing generation …');
+  const llm = await measureLocalThroughput(opts.llm ?? {});
+  for (const line of formatTable(['llm (local)', 'value'], [
+    ['model', `${llm.model} (${llm.modelFile})`],
+    ['threads', String(llm.threads)],
+    ['load time', `${(llm.loadMs / 1000).toFixed(1)} s`],
+    ['prompts', String(llm.prompts)],
+    ['prompt tokens', String(llm.promptTokens)],
+    ['completion tokens', String(llm.completionTokens)],
+    ['generation', `${llm.tokensPerSecond.toFixed(1)} tokens/s`],
+    ['time per answer', `${(llm.meanAnswerMs / 1000).toFixed(2)} s`],
+  ])) out(line);
+  return { pii, classifier, llm };
 }
 
 function requirePath(path: string, kind: 'file' | 'dir', flag: string, what: string): void {

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { KeyRingError, parseKeyRing } from '../codec';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -8,13 +9,22 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** `scheme://host[:port]` exactly, as browsers send it in `Origin`. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 /** JWS algorithms the facade can be configured to accept. `none` is deliberately absent. */
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 // Strict decimal text: z.coerce.number() would take " " as 0, "0x1f" as 31 and "1e2" as 100.
 const wholeNumber = z.string().regex(/^\d{1,15}$/, 'expected a whole number').transform(Number);
-const decimalNumber = z.string().regex(/^\d{1,15}(\.\d{1,9})?$/, 'expected a non-negative decimal number').transform(Number);
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
@@ -56,8 +66,8 @@ const schema = z.object({
     .string()
     .url('expected a URL')
     .refine((u) => {
-      const url = new URL(u);
-      return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
+      const url = URL.canParse(u) ? new URL(u) : undefined;
+      return url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
     }, 'must be an https:// URL (http:// is accepted for localhost only)')
     .optional(),
   /**
@@ -80,9 +90,28 @@ const schema = z.object({
   /** JWT_AUDIENCE: required `aud` claim. @default agentry-api */
   JWT_AUDIENCE: z.string().min(1).default('agentry-api'),
   /** JWT_CLOCK_TOLERANCE_S: allowed clock skew for exp/nbf. @default 5 @format seconds, 0..300 */
-  JWT_CLOCK_TOLERANCE_S: decimalNumber.pipe(z.number().min(0).max(300)).default(5),
+  JWT_CLOCK_TOLERANCE_S: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3})?$/, 'expected a number of seconds from 0 to 300')
+    .transform(Number)
+    .pipe(z.number().min(0).max(300, 'expected a number of seconds from 0 to 300'))
+    .default(5),
   /** RATE_LIMIT_PER_MINUTE: requests per subject per minute. @default 600 */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** TENANT_RATE_LIMIT_PER_MINUTE: requests per tenant per minute, every subject of the tenant together. @default 6000 */
+  TENANT_RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(6000),
+  /** TENANT_MAX_ACTIVE_RUNS: runs one tenant may have active at once, over all pipelines. @default 1000 */
+  TENANT_MAX_ACTIVE_RUNS: wholeNumber.pipe(z.number().int().min(1)).default(1000),
+  /** RATE_LIMIT_FAIL_OPEN: serve requests unchecked while Redis is unreachable, instead of answering 503. @default false */
+  RATE_LIMIT_FAIL_OPEN: bool.default(false),
+  /** IDS_WINDOW_S: window the intrusion detector counts 401/403 answers in, per subject and per address. @default 60 @format seconds */
+  IDS_WINDOW_S: wholeNumber.pipe(z.number().int().min(1).max(86_400)).default(60),
+  /** IDS_MAX_FAILURES: 401/403 answers within one window that block the subject or address. @default 20 */
+  IDS_MAX_FAILURES: wholeNumber.pipe(z.number().int().min(1)).default(20),
+  /** IDS_BLOCK_S: how long a block lasts. @default 300 @format seconds */
+  IDS_BLOCK_S: wholeNumber.pipe(z.number().int().min(1).max(86_400)).default(300),
+  /** IDS_EXEMPT_LOOPBACK: never block loopback client addresses (subjects still are). @default true */
+  IDS_EXEMPT_LOOPBACK: bool.default(true),
   /** BODY_LIMIT_BYTES: largest accepted request body. @default 262144 @format bytes */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
   /** PIPELINES_DIR: folder of pipeline definitions (YAML or JSON). @default src/pipelines/definitions */
@@ -99,13 +128,135 @@ const schema = z.object({
   STAGE_OUTPUT_INLINE_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  /**
+   * PAYLOAD_KEYS: AES-256-GCM keys for everything stored in Temporal, as comma-separated `id:base64` entries, each key
+   * 32 random bytes (`openssl rand -base64 32`). The first encrypts; all of them decrypt, so rotation is: put the new
+   * key first and keep the old ones while stored histories need them. Required when NODE_ENV=production; elsewhere,
+   * when unset, the state directory's `payload-keys` file is used (generated on first start).
+   */
+  PAYLOAD_KEYS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseKeyRing(v);
+      } catch (err) {
+        // KeyRingError messages name key ids, never key material.
+        ctx.addIssue({ code: 'custom', message: err instanceof KeyRingError ? err.message : 'is not a valid key ring' });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  /** PAYLOAD_ENCRYPTION: encrypt new payloads. When off they are stored in plaintext; encrypted ones still decrypt. @default true */
+  PAYLOAD_ENCRYPTION: bool.default(true),
+  /**
+   * CODEC_CORS_ORIGINS: comma list of origins (the Temporal Web UI) whose browsers may call the facade's /codec
+   * endpoints. @default http://127.0.0.1:8233,http://localhost:8233
+   */
+  CODEC_CORS_ORIGINS: z
+    .string()
+    .transform((v) => [...new Set(v.split(',').map((o) => o.trim()).filter((o) => o !== ''))])
+    .pipe(z.array(z.string().refine(isOrigin, 'each must be an origin such as http://127.0.0.1:8233 (no path, no *)')).min(1, 'name at least one origin'))
+    .default(['http://127.0.0.1:8233', 'http://localhost:8233']),
+  /**
+   * AUDIT_SEAL_KEYS: AES-256-GCM keys that seal the sensitive fields of audit events (`ip`, `userAgent`, `comment`,
+   * `reason`), as comma-separated `id:base64` entries of 32 random bytes each; the first seals, all of them open.
+   * Required when NODE_ENV=production; elsewhere, when unset, the state directory's `audit-seal-keys` file is used
+   * (generated on first start).
+   */
+  AUDIT_SEAL_KEYS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseKeyRing(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof KeyRingError ? err.message : 'is not a valid key ring' });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  /** BACKUP_DIR: folder that holds the backups, one sub-folder each. @default {AGENTRY_STATE_DIR}/backups */
+  BACKUP_DIR: z.string().min(1).optional(),
+  /** BACKUP_KEEP: how many backups to keep; older ones are deleted after each new one. @default 7 */
+  BACKUP_KEEP: wholeNumber.pipe(z.number().int().min(1).max(10_000)).default(7),
+  /**
+   * BACKUP_SCHEDULE: cron expression (5 fields, or @daily/@hourly/...) of the Temporal Schedule the worker
+   * registers for backups, in UTC; `off` leaves the schedule alone. @default 0 3 * * * (daily at 03:00 UTC)
+   */
+  BACKUP_SCHEDULE: z
+    .string()
+    .trim()
+    .refine(
+      (v) => v === 'off' || /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(v) || /^[\w*/,?#-]+(\s+[\w*/,?#-]+){4}$/.test(v),
+      'expected a cron expression with 5 fields (e.g. "0 3 * * *"), an @daily-style shorthand, or off',
+    )
+    .default('0 3 * * *'),
   /** TEMPORAL_CLI_PATH: a `temporal` binary to use instead of searching PATH and `.tools/`. */
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+  /** AGENTRY_EXIT_WITH_PARENT: stop when the parent process goes away (set by `agentry demo` for its children). @default false */
+  AGENTRY_EXIT_WITH_PARENT: bool.optional(),
   /** AGENTRY_DEV_TOKENS: allow `agentry token` to mint HS256 tokens. @default true outside production */
   AGENTRY_DEV_TOKENS: bool.optional(),
+  /**
+   * LLM_BASE_URL: OpenAI-compatible Chat Completions API of the `llm` agent, up to and including `/v1`
+   * (e.g. `https://api.openai.com/v1`). Unset: the embedded local model, served on loopback (the demo starts it;
+   * a worker without it starts its own on first use).
+   */
+  LLM_BASE_URL: z
+    .string()
+    .url('expected a URL')
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'expected an http:// or https:// URL')
+    .optional(),
+  /** LLM_MODEL: model name sent to the provider. @default SmolLM2-135M-Instruct (the embedded model) */
+  LLM_MODEL: z.string().min(1).max(200).default('SmolLM2-135M-Instruct'),
+  /** LLM_API_KEY: bearer key for the provider. Prefer LLM_API_KEY_FILE, which keeps it out of the environment. */
+  LLM_API_KEY: z.string().min(1).optional(),
+  /** LLM_API_KEY_FILE: file holding the provider's API key (a mounted secret), read at start-up; wins over LLM_API_KEY. */
+  LLM_API_KEY_FILE: z.string().min(1).optional(),
+  /** LLM_TIMEOUT_MS: longest one HTTP call to the provider may take, queueing at the local server included. @default 120000 @format ms */
+  LLM_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(1000).max(3_600_000)).default(120_000),
+  /** LLM_MAX_RETRIES: retries of one call on 429, 5xx or a network error, before the stage's own retry policy takes over. @default 2 */
+  LLM_MAX_RETRIES: wholeNumber.pipe(z.number().int().min(0).max(10)).default(2),
+  /** LLM_RETRY_AFTER_MAX_MS: longest Retry-After waited out in process; a longer one fails the attempt (retryable). @default 30000 @format ms */
+  LLM_RETRY_AFTER_MAX_MS: wholeNumber.pipe(z.number().int().min(0).max(600_000)).default(30_000),
+  /** LLM_DEFAULT_MAX_TOKENS: completion limit of a stage that sets no `maxTokens`. @default 256 @format tokens */
+  LLM_DEFAULT_MAX_TOKENS: wholeNumber.pipe(z.number().int().min(1).max(32_768)).default(256),
+  /**
+   * LLM_PRICES: USD per 1,000 tokens by model, as JSON: `{"gpt-4o-mini": {"input": 0.00015, "output": 0.0006}}`.
+   * Models not listed cost 0 (the embedded model). @default {}
+   */
+  LLM_PRICES: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected JSON such as {"model": {"input": 0.00015, "output": 0.0006}}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string().min(1), z.strictObject({ input: z.number().min(0), output: z.number().min(0) }), { error: 'expected {"model": {"input": USD per 1k tokens, "output": USD per 1k tokens}}' }))
+    .default({}),
+  /** LLM_BUDGET_PER_RUN_TOKENS: most tokens (prompt and completion) the `llm` stages of one run may use. @default 20000 @format tokens */
+  LLM_BUDGET_PER_RUN_TOKENS: wholeNumber.pipe(z.number().int().min(1)).default(20_000),
+  /** LLM_BUDGET_PER_TENANT_DAY_TOKENS: most tokens one tenant's runs may use per UTC day. @default 2000000 @format tokens */
+  LLM_BUDGET_PER_TENANT_DAY_TOKENS: wholeNumber.pipe(z.number().int().min(1)).default(2_000_000),
+  /** LLM_BUDGET_PER_TENANT_DAY_COST: most USD one tenant's runs may spend per UTC day (priced by LLM_PRICES); unset: no cost budget. @format USD */
+  LLM_BUDGET_PER_TENANT_DAY_COST: z.string().regex(/^\d{1,12}(\.\d{1,9})?$/, 'expected an amount in USD such as 25 or 0.50').transform(Number).optional(),
+  /** LLM_LOCAL_MODEL_PATH: GGUF file of the embedded model. @default the SmolLM2-135M-Instruct copy `npm run setup` puts in .tools/models/ */
+  LLM_LOCAL_MODEL_PATH: z.string().min(1).optional(),
+  /** LLM_LOCAL_HOST: loopback address `agentry llm serve` binds; the local server has no authentication. @default 127.0.0.1 */
+  LLM_LOCAL_HOST: z.enum(['127.0.0.1', '::1', 'localhost'], { error: 'the local model is served on loopback only: 127.0.0.1, ::1 or localhost' }).default('127.0.0.1'),
+  /** LLM_LOCAL_PORT: port of `agentry llm serve`; 0 picks a free one. @default 8088 */
+  LLM_LOCAL_PORT: port.default(8088),
+  /** LLM_LOCAL_THREADS: CPU threads per generation. More than idle cores is slower, not faster. @default 1 */
+  LLM_LOCAL_THREADS: wholeNumber.pipe(z.number().int().min(1).max(64)).default(1),
+  /** LLM_LOCAL_PARALLEL: requests the local model generates at once; more wait in line. @default 2 */
+  LLM_LOCAL_PARALLEL: wholeNumber.pipe(z.number().int().min(1).max(16)).default(2),
+  /** LLM_LOCAL_CONTEXT_SIZE: context window per request of the local model, prompt and completion together. @default 2048 @format tokens */
+  LLM_LOCAL_CONTEXT_SIZE: wholeNumber.pipe(z.number().int().min(256).max(32_768)).default(2048),
 });
 
-export type Config = z.infer<typeof schema> & { stateDir: string; modelCacheDir: string };
+export type Config = z.infer<typeof schema> & { stateDir: string; modelCacheDir: string; backupDir: string };
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -127,7 +278,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const cfg = parsed.data;
   const stateDir = resolve(cfg.AGENTRY_STATE_DIR);
-  return { ...cfg, stateDir, modelCacheDir: resolve(stateDir, 'models') };
+  return { ...cfg, stateDir, modelCacheDir: resolve(stateDir, 'models'), backupDir: resolve(cfg.BACKUP_DIR ?? resolve(stateDir, 'backups')) };
 }
 
 /** Requires keys that a given process cannot run without, naming them all at once. */
@@ -137,4 +288,15 @@ export function requireKeys<K extends keyof Config>(cfg: Config, keys: readonly 
     throw new ConfigError(missing.map((k) => ({ key: String(k), message: 'required' })));
   }
   return cfg as Config & Required<Pick<Config, K>>;
+}
+
+/**
+ * Refuses to start a process that reads or writes Temporal payloads (facade, worker) in production without
+ * PAYLOAD_KEYS: a generated development key would make every stored payload unreadable to the other processes.
+ */
+export function requirePayloadKeys<C extends Config>(cfg: C): C {
+  if (cfg.NODE_ENV === 'production' && cfg.PAYLOAD_ENCRYPTION && cfg.PAYLOAD_KEYS === undefined) {
+    throw new ConfigError([{ key: 'PAYLOAD_KEYS', message: 'required when NODE_ENV=production (or set PAYLOAD_ENCRYPTION=false)' }]);
+  }
+  return cfg;
 }

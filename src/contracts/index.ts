@@ -182,6 +182,10 @@ export enum FailureType {
   RunTimedOut = 'RunTimedOut',
   /** The injection guard flagged a stage's input and the pipeline's policy is `block`. */
   SecurityBlocked = 'SecurityBlocked',
+  /** The worker that picked up a backup has no backup configuration (no database or folder to back up). */
+  BackupUnavailable = 'BackupUnavailable',
+  /** A backup could not be written (database, pg_dump, disk); the backup workflow retries it a few times. */
+  BackupFailed = 'BackupFailed',
 }
 
 /** Failure types that never succeed on retry. */
@@ -194,25 +198,41 @@ export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
   FailureType.ApprovalRejected,
   FailureType.RunTimedOut,
   FailureType.SecurityBlocked,
+  FailureType.BackupUnavailable,
 ];
 
-/** Audit event types written by the pipeline workflow. */
-export type AuditEventType =
-  | 'run.started'
-  | 'run.completed'
-  | 'run.failed'
-  | 'run.cancelled'
-  | 'stage.completed'
-  | 'stage.failed'
-  | 'stage.skipped'
-  | 'approval.requested'
-  | 'approval.granted'
-  | 'approval.rejected'
-  | 'approval.timed_out'
-  | 'approval.escalated'
-  | 'signal.received'
-  | 'security.denied'
-  | 'security.flagged';
+/**
+ * Audit event types: written by the pipeline workflow; for `security.*` about callers, by the facade; for
+ * `backup.*`, by the backup service (tenant `SYSTEM_TENANT`).
+ */
+export const AUDIT_EVENT_TYPES = [
+  'run.started',
+  'run.completed',
+  'run.failed',
+  'run.cancelled',
+  'stage.completed',
+  'stage.failed',
+  'stage.skipped',
+  'approval.requested',
+  'approval.granted',
+  'approval.rejected',
+  'approval.timed_out',
+  'approval.escalated',
+  'signal.received',
+  'security.denied',
+  'security.flagged',
+  'security.blocked',
+  'security.rate_limited',
+  'backup.created',
+  'backup.restored',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+/**
+ * The audit tenant of events that belong to no tenant: the platform's own (backups) and those about client
+ * addresses. Not a valid tenant slug, so no token can name it.
+ */
+export const SYSTEM_TENANT = '_system';
 
 export interface AuditEventInput {
   /** Deterministic: `{workflowId}#{sequence}`, so retries of the write never duplicate it. */
@@ -229,4 +249,38 @@ export interface AuditEventInput {
   data: Record<string, unknown>;
   /** Epoch milliseconds (workflow time). */
   occurredAt: number;
+}
+
+/** The workflow type that takes a backup; the backup Schedule starts it. */
+export const BACKUP_WORKFLOW = 'backup';
+
+/** Id of the Temporal Schedule that runs the backup workflow. */
+export const BACKUP_SCHEDULE_ID = 'agentry-backup';
+
+/** What the backup workflow asks the `createBackup` activity for. */
+export interface BackupRequest {
+  /** Backup id, `YYYYMMDDTHHMMSSZ-<suffix>`: fixed per workflow run, so a retried activity finishes the same backup. */
+  id: string;
+  /** Who asked: `schedule:{scheduleId}`, `cli:{user}`, ... Recorded as the actor of `backup.created`. */
+  actor: string;
+}
+
+/** A finished backup, as `createBackup` and `agentry backup create` report it. */
+export interface BackupSummary {
+  id: string;
+  /** ISO 8601. */
+  createdAt: string;
+  /** Folder of the backup. */
+  path: string;
+  /** `pg_dump` (plain SQL) or `ndjson` (logical export, when pg_dump is not on PATH). */
+  databaseFormat: 'pg_dump' | 'ndjson';
+  /** Rows per table at the snapshot. */
+  rows: Record<string, number>;
+  files: number;
+  /** Total size of the files. @format bytes */
+  bytes: number;
+  /** sha256 of manifest.json, also recorded in the `backup.created` audit event. */
+  manifestSha256: string;
+  /** True when this id was already complete (a retried activity) and nothing was written again. */
+  existing: boolean;
 }

@@ -10,9 +10,14 @@ import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics, Logger } from '../telemetry';
 import type { createAuthenticator } from './auth';
+import { bodyGuard, rejectInvalidUtf8 } from './body-guard';
+import { createCodecRoutes, type CodecRouteOptions } from './codec-routes';
+import { createAuditRoutes, type AuditReader } from './audit-routes';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
+import type { IntrusionGuard } from './intrusion-guard';
 import type { RequestLimiter } from './limiter';
+import type { RunAdmission } from './run-admission';
 import { buildOpenApi } from './openapi';
 import { createRunControlRoutes } from './run-control-routes';
 import { createRunEventsRoutes, type RunEventsOptions } from './run-events-routes';
@@ -36,8 +41,16 @@ export interface AppDeps {
   version: string;
   /** The tenant audit trail; the facade appends `security.denied` for refused run-control requests. */
   audit: Pick<AuditStore, 'append'>;
+  /** Reads the audit trail for `GET /v1/audit` and `GET /v1/runs/:pipeline/:id/audit`; those routes are not mounted when absent. */
+  auditReader?: AuditReader;
   /** Timings of `GET /v1/runs/:pipeline/:id/events`; the defaults suit production. */
   runEvents?: RunEventsOptions;
+  /** Blocks callers that keep failing authentication or authorisation; off when absent. */
+  intrusion?: IntrusionGuard;
+  /** Concurrency caps on active runs (tenant, pipeline); starts are not capped when absent. */
+  admission?: RunAdmission;
+  /** The codec server for the Web UI (`POST /codec/decode`, `/codec/encode`); not mounted when absent. */
+  codec?: CodecRouteOptions;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -82,7 +95,11 @@ export function createApp(deps: AppDeps) {
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  app.use('/v1', jsonOnly, express.json({ limit: deps.bodyLimitBytes, strict: true }), deps.auth.middleware, deps.limiter.middleware);
+  // Blocked client addresses are refused before anything else runs; probes and the description stay open.
+  if (deps.intrusion) app.use(deps.intrusion.screenAddress);
+  if (deps.codec) app.use('/codec', createCodecRoutes({ ...deps.codec, auth: deps.auth }));
+  app.use('/v1', jsonOnly, express.json({ limit: deps.bodyLimitBytes, strict: true, verify: rejectInvalidUtf8 }), bodyGuard(), deps.auth.middleware, deps.limiter.middleware);
+  if (deps.intrusion) app.use('/v1', deps.intrusion.screenSubject);
   app.use(createPipelineRoutes({ pipelines: deps.pipelines }));
   app.use(createRunRoutes(routeDeps));
   app.use(
@@ -101,7 +118,9 @@ export function createApp(deps: AppDeps) {
       ...deps.runEvents,
     }),
   );
+  if (deps.auditReader) app.use(createAuditRoutes({ audit: deps.auditReader, pipelines: deps.pipelines }));
   app.use(notFoundHandler());
+  if (deps.intrusion) app.use(deps.intrusion.observe);
   app.use(errorHandler(deps.logger));
 
   let server: Server | undefined;

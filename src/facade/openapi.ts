@@ -1,3 +1,5 @@
+import { AUDIT_EVENT_TYPES } from '../contracts';
+
 /**
  * The facade's OpenAPI 3.1 description, served at `/openapi.json`. Kept beside the routes it describes; the e2e
  * suite checks that every route answers as described.
@@ -123,6 +125,58 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           additionalProperties: false,
           properties: { reason: { type: 'string', minLength: 1, maxLength: 500 } },
         },
+        Payloads: {
+          type: 'object',
+          description: 'Temporal payloads in protobuf JSON form (the codec server protocol); bytes are base64.',
+          required: ['payloads'],
+          properties: {
+            payloads: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  metadata: { type: 'object', additionalProperties: { type: 'string', contentEncoding: 'base64' } },
+                  data: { type: 'string', contentEncoding: 'base64' },
+                },
+              },
+            },
+          },
+        },
+        AuditEvent: {
+          type: 'object',
+          description:
+            'One link of the tenant\'s hash chain. `hash` = sha256 over the RFC 8785 canonical JSON of the event ' +
+            '(id, tenant, chainIndex, runId, type, actor, pipeline, pipelineVersion, definitionHash, stage, data, occurredAt) ' +
+            'and `prevHash`. In `data`, `ip`, `userAgent`, `comment` and `reason` are sealed (AES-256-GCM) as ' +
+            '`{"$sealed":"A256GCM","kid","iv","ct","tag"}`; the chain covers the sealed form.',
+          required: ['id', 'chainIndex', 'runId', 'type', 'actor', 'data', 'occurredAt', 'prevHash', 'hash'],
+          properties: {
+            id: { type: 'string' },
+            chainIndex: { type: 'integer', minimum: 1 },
+            tenant: { type: 'string' },
+            runId: { type: 'string', description: '`{pipeline}/{id}`, or `-` for events about callers' },
+            type: { enum: [...AUDIT_EVENT_TYPES] },
+            actor: { type: 'string' },
+            pipeline: { type: ['string', 'null'] },
+            pipelineVersion: { type: ['integer', 'null'] },
+            definitionHash: { type: ['string', 'null'] },
+            stage: { type: ['string', 'null'] },
+            data: { type: 'object' },
+            occurredAt: { type: 'string', format: 'date-time' },
+            recordedAt: { type: 'string', format: 'date-time' },
+            prevHash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+            hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+          },
+        },
+        AuditPage: {
+          type: 'object',
+          required: ['events'],
+          properties: {
+            runId: { type: 'string' },
+            events: { type: 'array', items: ref('AuditEvent') },
+            nextCursor: { type: 'string', description: 'Pass as `cursor` for the next page; absent on the last page' },
+          },
+        },
         RunStarted: {
           type: 'object',
           required: ['runId', 'pipeline', 'status'],
@@ -150,6 +204,11 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
       '/v1/pipelines/{pipeline}/runs': {
         post: {
           summary: 'Start a run',
+          description:
+            'Limits (every /v1 route): 429 `rate_limited` (`limit`: `subject` or `tenant`, with `Retry-After` and ' +
+            '`RateLimit-*`); 403 `temporarily_blocked` after repeated 401/403 answers; 503 `limiter_unavailable` when the ' +
+            'limits store is down. Here also 429 `concurrency_limited` (`limit`: `tenant_active_runs` or ' +
+            '`pipeline_active_runs`) when the tenant or the pipeline has as many active runs as it may.',
           parameters: [
             { name: 'pipeline', in: 'path', required: true, schema: { type: 'string', enum: opts.pipelines } },
             { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 } },
@@ -287,6 +346,75 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
                 },
               },
             },
+            ...errors(400, 401, 403, 404, 429, 503),
+          },
+        },
+      },
+      '/codec/decode': {
+        post: {
+          summary: 'Decrypt payloads (what the Web UI calls to show them)',
+          description:
+            'Codec server for the Temporal Web UI and CLI (`--codec-endpoint`). Needs a bearer token with any role. ' +
+            'Browsers on CODEC_CORS_ORIGINS get CORS answers (OPTIONS preflight: 204). `X-Namespace` is accepted and ignored. ' +
+            'Payloads that are not encrypted come back unchanged. Problem codes: 400 `validation_failed`, `invalid_json`; ' +
+            '401; 403 `forbidden`, `origin_not_allowed`; 415; 422 `payload_undecodable` (unknown key id, altered data).',
+          parameters: [{ name: 'X-Namespace', in: 'header', required: false, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json(ref('Payloads')) },
+          responses: {
+            '200': { description: 'The payloads, decrypted', content: json(ref('Payloads')) },
+            ...errors(400, 401, 403, 413, 415, 422),
+          },
+        },
+      },
+      '/codec/encode': {
+        post: {
+          summary: 'Encrypt payloads with the active key',
+          description:
+            'Codec server for the Temporal Web UI and CLI (`--codec-endpoint`). Needs a bearer token with any role. ' +
+            'Browsers on CODEC_CORS_ORIGINS get CORS answers (OPTIONS preflight: 204). `X-Namespace` is accepted and ignored. ' +
+            'With PAYLOAD_ENCRYPTION=false the payloads come back unchanged.',
+          parameters: [{ name: 'X-Namespace', in: 'header', required: false, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json(ref('Payloads')) },
+          responses: {
+            '200': { description: 'The payloads, encrypted', content: json(ref('Payloads')) },
+            ...errors(400, 401, 403, 413, 415),
+          },
+        },
+      },
+      '/v1/audit': {
+        get: {
+          summary: "The caller's tenant's audit trail",
+          description:
+            'Needs the role `auditor`. Events in chain order, filtered; all filters combine. `from` is inclusive, `to` ' +
+            'exclusive (occurredAt). Problem codes: 400 `validation_failed` (bad filter, naming it); 403 `forbidden`.',
+          parameters: [
+            { name: 'run', in: 'query', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}/[A-Za-z0-9_-]{1,64}$' } },
+            { name: 'actor', in: 'query', schema: { type: 'string', minLength: 1, maxLength: 256 } },
+            { name: 'type', in: 'query', description: 'One type or a comma list', schema: { type: 'string' } },
+            { name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'cursor', in: 'query', schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+          ],
+          responses: {
+            '200': { description: 'A page of events', content: json(ref('AuditPage')) },
+            ...errors(400, 401, 403, 429, 503),
+          },
+        },
+      },
+      '/v1/runs/{pipeline}/{id}/audit': {
+        get: {
+          summary: "A run's audit trail",
+          description:
+            'Needs a role in the pipeline\'s `access.read`, or `auditor`. Read from PostgreSQL, so it stays readable after ' +
+            'Temporal has dropped the run. Problem codes: 400 `validation_failed`; 403 `forbidden`; 404 `not_found`.',
+          parameters: [
+            ...runPath,
+            { name: 'cursor', in: 'query', schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+          ],
+          responses: {
+            '200': { description: "The run's events", content: json(ref('AuditPage')) },
             ...errors(400, 401, 403, 404, 429, 503),
           },
         },

@@ -14,6 +14,7 @@ import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics } from '../telemetry';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+import type { RunAdmission } from './run-admission';
 import { describeRun, findRun, principalOf, requireRole, slug } from './run-lookup';
 
 export interface RunRoutesDeps {
@@ -24,6 +25,8 @@ export interface RunRoutesDeps {
   metrics: HttpMetrics;
   /** Base of the Web UI, for links in responses. */
   uiUrl: string;
+  /** Concurrency caps on active runs; without it starts are not capped. */
+  admission?: RunAdmission;
 }
 
 const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
@@ -82,6 +85,8 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
       principal,
       request: { requestId, ip: req.ip, userAgent: req.header('user-agent') },
     };
+    // Concurrency caps (run-admission.ts): a slot before the start; `settle` frees it unless the run is running.
+    const slot = await deps.admission?.admit({ tenant: principal.tenant, definition: def, runId, workflowId, keyed: keyHeader !== undefined });
     let created = true;
     try {
       await deps.temporal.workflow.start(PIPELINE_WORKFLOW, {
@@ -99,16 +104,22 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
         ],
       });
     } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || keyHeader === undefined) throw err;
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || keyHeader === undefined) {
+        await slot?.settle();
+        throw err;
+      }
       created = false;
     }
     if (keyHeader !== undefined) {
       const { memo } = await deps.temporal.workflow.getHandle(workflowId).describe();
       if (memo?.requestHash !== requestHash) {
+        await slot?.settle();
         throw new ConflictError('idempotency_key_reused', 'this Idempotency-Key was used with a different body');
       }
       created = created && memo?.requestId === requestId;
     }
+    if (created) slot?.keep();
+    else await slot?.settle();
     if (created) deps.metrics.runsStarted.inc({ workflow_name: def.name });
     res
       .status(created ? 202 : 200)

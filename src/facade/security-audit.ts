@@ -33,7 +33,8 @@ export function createSecurityAudit(deps: { audit: Pick<AuditStore, 'append'>; l
       pipelineVersion: run.entry?.definition.version ?? 0,
       definitionHash: run.entry?.hash ?? 'unknown',
       ...(denial.stage ? { stage: denial.stage } : {}),
-      data: { ...denial, roles: run.principal.roles, requestId },
+      // The address and user agent are sealed by the audit store (AUDIT_SEAL_KEYS), like `reason`.
+      data: { ...denial, roles: run.principal.roles, requestId, ip: res.req.ip, userAgent: res.req.get('user-agent') },
       occurredAt: Date.now(),
     };
     try {
@@ -57,3 +58,48 @@ export function createSecurityAudit(deps: { audit: Pick<AuditStore, 'append'>; l
   };
 }
 export type SecurityAudit = ReturnType<typeof createSecurityAudit>;
+
+/** The audit tenant of events about a client address, which belongs to no tenant (defined with the contracts). */
+export { SYSTEM_TENANT } from '../contracts';
+
+/** A security event about a caller rather than a run: its `runId` and `pipeline` are `-`. */
+export interface CallerSecurityEvent {
+  type: 'security.blocked' | 'security.rate_limited';
+  /** The caller's tenant, or `SYSTEM_TENANT` for an address. */
+  tenant: string;
+  /** The subject, or `anonymous` when no verified subject is known (an address goes in `data.ip`, which is sealed). */
+  actor: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Writes caller-level security events (`security.blocked`, `security.rate_limited`) to the audit trail. Callers
+ * decide that an event happens once (an atomic Redis decision); the write itself must never change the answer, so
+ * a failed write is logged and swallowed.
+ */
+export function createSecurityEvents(deps: { audit: Pick<AuditStore, 'append'>; logger: Logger }) {
+  return {
+    async record(event: CallerSecurityEvent): Promise<void> {
+      try {
+        await deps.audit.append({
+          id: `facade:${event.type}:${randomUUID()}`,
+          tenant: event.tenant,
+          runId: '-',
+          type: event.type,
+          actor: event.actor,
+          pipeline: '-',
+          pipelineVersion: 0,
+          definitionHash: 'none',
+          data: event.data,
+          occurredAt: Date.now(),
+        });
+      } catch (err) {
+        deps.logger.error(
+          { err: err instanceof Error ? err.message : String(err), type: event.type, tenant: event.tenant, actor: event.actor },
+          `could not write ${event.type} to the audit trail`,
+        );
+      }
+    },
+  };
+}
+export type SecurityEvents = ReturnType<typeof createSecurityEvents>;

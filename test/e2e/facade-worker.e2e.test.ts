@@ -107,6 +107,7 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
     'review:skipped',
     'route:completed',
     'reply:completed',
+    'draft:completed',
   ]);
   expect(run.outputs.redact.text).not.toContain('sam@example.org');
   expect(run.links.ui).toContain(encodeURIComponent(`${tenant}/${started.json.runId}`));
@@ -119,12 +120,16 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
     'stage.skipped',
     'stage.completed',
     'stage.completed',
+    'stage.completed',
     'run.completed',
   ]);
   expect(events.every((e) => e.actor === 'e2e-user')).toBe(true);
   await expect(createAuditStore(db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
 
   expect(await metricValue(workerMetricsUrl, 'agent_executions_total', { agent_name: 'pii-redact', status: 'ok' })).toBeGreaterThanOrEqual(1);
+  // The draft stage's spend: in the run status and in the worker's metrics.
+  expect(run.outputs.draft.usage.totalTokens).toBeGreaterThan(0);
+  expect(await metricValue(workerMetricsUrl, 'llm_tokens_total', { model: 'SmolLM2-135M-Instruct', kind: 'completion' })).toBeGreaterThanOrEqual(1);
   expect(await metricValue(workerMetricsUrl, 'workflows_total', { status: 'completed', workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
   expect(await metricValue(`${base}/metrics`, 'runs_started_total', { workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
   expect(await metricValue(`${base}/metrics`, 'http_requests_total', { route: '/v1/runs/:pipeline/:id', status: '200' })).toBeGreaterThanOrEqual(1);

@@ -5,13 +5,14 @@ import { join, resolve } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createBuiltinAgents } from '../../src/agents';
-import { createAuditStore, type StoredAuditEvent } from '../../src/audit';
+import { createAuditStore, isSealed, type StoredAuditEvent } from '../../src/audit';
 import type { ApprovalRecord, RunProgress, StageState, Transition } from '../../src/contracts';
 import { createApp, createAuthenticator, createRequestLimiter, type AppDeps } from '../../src/facade';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { loadPipelineCatalog } from '../../src/pipelines/pipeline-catalog';
 import { createInputChecker } from '../../src/security';
 import { createHttpMetrics, createLogger, createRegistry } from '../../src/telemetry';
+import { TEST_AUDIT_SEAL_KEYS, unsealed } from '../helpers/audit-seal';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
@@ -133,7 +134,8 @@ async function runToEnd(runId: string): Promise<RunView> {
 const approve = (runId: string, stage: string, as: Who = 'approver', extra: Record<string, unknown> = {}) =>
   call('POST', `/v1/runs/${runId}/approvals`, { as, body: { stage, decision: 'approve', ...extra } });
 
-const auditOf = (runId: string, t = tenant): Promise<StoredAuditEvent[]> => createAuditStore(db.pool).listByRun(t, runId);
+// The processes seal `reason`, `comment`, `ip` and `userAgent` (AUDIT_SEAL_KEYS); assertions read them opened.
+const auditOf = async (runId: string, t = tenant): Promise<StoredAuditEvent[]> => (await createAuditStore(db.pool).listByRun(t, runId)).map(unsealed);
 
 interface SseEvent {
   id?: string;
@@ -206,6 +208,7 @@ beforeAll(async () => {
     PIPELINES_DIR: pipelinesDir,
     RATE_LIMIT_PER_MINUTE: '10000',
     AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-rc-')),
+    AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS,
   };
   worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
   facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
@@ -429,6 +432,10 @@ describe('cancellation', () => {
       actor: PRINCIPALS.approver.sub,
       data: expect.objectContaining({ action: 'cancel', reason: 'role_required' }),
     });
+    // Stored sealed, by the worker (the cancel reason) and by the facade (the denial, with the caller's address).
+    const stored = await createAuditStore(db.pool).listByRun(tenant, runId);
+    const denial = stored.find((e) => e.type === 'security.denied')!;
+    expect([stored.find((e) => e.type === 'run.cancelled')!.data.reason, denial.data.reason, denial.data.ip].every(isSealed)).toBe(true);
     await expect(createAuditStore(db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
 
     const listed = await waitUntil('the run to be listed as cancelled', async () => {

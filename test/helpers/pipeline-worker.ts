@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
-import { createActivities } from '../../activities';
+import { createActivities, type ActivityDeps } from '../../activities';
 import { createAgentRegistry, createBuiltinAgents, type Agent } from '../../src/agents';
 import { createAuditStore } from '../../src/audit';
 import { PIPELINE_WORKFLOW, SA_PIPELINE, SA_STATUS, SA_TENANT, type PipelineRunInput } from '../../src/contracts';
@@ -16,6 +16,7 @@ import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
 import { createInputChecker } from '../../src/security';
 import { createClaimStore } from '../../src/storage/claim-store';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
+import { testDataConverter } from './codec';
 import { workflowBundle } from './temporal';
 import { bigmouthAgent, flakyAgent, liarAgent, measureAgent, sleeperAgent } from './test-agents';
 
@@ -31,9 +32,14 @@ export interface PipelineWorker {
 
 /**
  * A worker in the test process hosting the real pipeline workflow and real activities (built-in agents plus
- * the test agents), writing the audit trail to `pool`.
+ * the test agents), writing the audit trail to `pool`. `extra` adds or replaces activity dependencies (backups).
  */
-export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Pool, taskQueue: string): Promise<PipelineWorker> {
+export async function startPipelineWorker(
+  env: TestWorkflowEnvironment,
+  pool: Pool,
+  taskQueue: string,
+  extra: Partial<ActivityDeps> = {},
+): Promise<PipelineWorker> {
   const agents = [
     ...createBuiltinAgents({ trainFile: join(ROOT, 'src/demo/train.csv'), cacheDir: mkdtempSync(join(tmpdir(), 'agentry-models-')) }),
     flakyAgent(2),
@@ -47,6 +53,7 @@ export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Po
     namespace: env.namespace ?? 'default',
     taskQueue,
     workflowBundle: await workflowBundle(),
+    dataConverter: testDataConverter,
     activities: createActivities({
       agents: createAgentRegistry(agents),
       audit: createAuditStore(pool),
@@ -55,6 +62,7 @@ export async function startPipelineWorker(env: TestWorkflowEnvironment, pool: Po
       logger: createLogger({ level: 'silent', name: 'test' }),
       claims: createClaimStore(pool),
       inlineMaxBytes: INLINE_MAX_BYTES,
+      ...extra,
     }),
   });
   const running = worker.run();

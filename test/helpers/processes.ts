@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { TEST_PAYLOAD_KEYS } from './codec';
 import { waitUntil } from './wait';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -24,12 +25,15 @@ export interface Service {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs one of the project's entry files (`src/server.ts`, `src/worker.ts`) as a real process. */
+/**
+ * Runs one of the project's entry files (`src/server.ts`, `src/worker.ts`) as a real process. PAYLOAD_KEYS defaults
+ * to the test key ring, so the processes and the test's own `env.client` read each other's payloads.
+ */
 export function spawnService(entry: string, env: Record<string, string>): Service {
   let out = '';
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, entry)], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', PAYLOAD_KEYS: TEST_PAYLOAD_KEYS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

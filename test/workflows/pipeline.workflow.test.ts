@@ -52,12 +52,18 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
     ['review', 'skipped'],
     ['route', 'completed'],
     ['reply', 'completed'],
+    ['draft', 'completed'],
   ]);
   const redacted = result.outputs.redact as { text: string; counts: Record<string, number> };
   expect(redacted.text).not.toContain('jo@example.com');
   expect(redacted.counts.EMAIL_ADDRESS).toBe(1);
   expect(typeof (result.outputs.classify as { label: string }).label).toBe('string');
   expect((result.outputs.reply as { reply: string }).reply.length).toBeGreaterThan(0);
+  // The draft comes from the embedded local model, and its usage lands in the run result.
+  const draft = result.outputs.draft as { text: string; usage: { promptTokens: number; completionTokens: number; totalTokens: number } };
+  expect(draft.text.length).toBeGreaterThan(0);
+  expect(draft.usage.promptTokens).toBeGreaterThan(0);
+  expect(draft.usage.totalTokens).toBe(draft.usage.promptTokens + draft.usage.completionTokens);
 
   expect(await auditTypes(runId)).toEqual([
     'run.started',
@@ -66,6 +72,7 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
     'stage.skipped:review',
     'stage.completed:route',
     'stage.completed:reply',
+    'stage.completed:draft',
     'run.completed',
   ]);
   const desc = await handle.describe();

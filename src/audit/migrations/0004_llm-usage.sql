@@ -5,7 +5,9 @@
 -- plus max_tokens) and checks the budgets in the same transaction; afterwards it records what the call used, or
 -- releases the reservation when the call used nothing. Budgets sum `tokens` and `cost_usd` per run and per tenant
 -- and UTC day.
-CREATE TABLE llm_usage (
+-- IF NOT EXISTS: a logical restore drops and re-migrates only the tables it reloads, and this one is not among them
+-- (usage is accounting, not the record), so running this migration again must keep it as it is.
+CREATE TABLE IF NOT EXISTS llm_usage (
   idempotency_key   TEXT           NOT NULL,   -- `{workflowId}/{stage}`, stable across retries of the stage
   attempt           INTEGER        NOT NULL,
   call              INTEGER        NOT NULL,
@@ -24,8 +26,8 @@ CREATE TABLE llm_usage (
   updated_at        TIMESTAMPTZ    NOT NULL DEFAULT now(),
   PRIMARY KEY (idempotency_key, attempt, call)
 );
-CREATE INDEX llm_usage_run_idx ON llm_usage (tenant, run_id);
-CREATE INDEX llm_usage_day_idx ON llm_usage (tenant, day);
+CREATE INDEX IF NOT EXISTS llm_usage_run_idx ON llm_usage (tenant, run_id);
+CREATE INDEX IF NOT EXISTS llm_usage_day_idx ON llm_usage (tenant, day);
 
 -- The worker reserves, records and releases (UPDATE); nobody deletes.
 DO $$
@@ -37,4 +39,4 @@ END
 $$;
 
 -- Down Migration
-DROP TABLE llm_usage;
+DROP TABLE IF EXISTS llm_usage;

@@ -70,10 +70,10 @@ describe('agent registry', () => {
       await rm(cacheDir, { recursive: true, force: true });
     });
 
-    it('lists all four and runs a small support-triage chain through invoke', async () => {
+    it('lists all five and runs a small support-triage chain through invoke', async () => {
       const trainFile = join(__dirname, '../../../src/demo/train.csv');
       const builtins = createAgentRegistry(createBuiltinAgents({ trainFile, cacheDir }));
-      expect(builtins.list().map((a) => a.name)).toEqual(['pii-redact', 'intent-classifier', 'template-reply', 'lookup']);
+      expect(builtins.list().map((a) => a.name)).toEqual(['pii-redact', 'intent-classifier', 'template-reply', 'lookup', 'llm']);
       const ctx = fakeContext();
 
       const redacted = (await builtins.invoke('pii-redact', { text: 'Lost my card! Call +44 20 7946 0958' }, ctx)) as {

@@ -36,6 +36,18 @@ export const FAKE_AGENTS: Record<string, AgentShape> = {
     }),
     output: z.object({ reply: z.string(), template: z.string() }),
   },
+  llm: {
+    input: z.object({
+      system: z.string().optional(),
+      prompt: z.string().optional(),
+      messages: z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })).optional(),
+      responseSchema: z.record(z.string(), z.unknown()).optional(),
+      maxTokens: z.number().int().min(1).optional(),
+      temperature: z.number().min(0).max(2).optional(),
+      model: z.string().optional(),
+    }),
+    output: z.object({ text: z.string(), json: z.unknown().optional(), model: z.string(), finishReason: z.string(), usage: z.object({}).passthrough(), budget: z.object({}).passthrough() }),
+  },
 };
 
 export function fakeAgentCatalog(agents: Record<string, AgentShape> = FAKE_AGENTS): AgentCatalog {

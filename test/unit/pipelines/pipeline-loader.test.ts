@@ -72,14 +72,17 @@ describe('support-triage.yaml', () => {
   it('loads against the agents it names', async () => {
     const def = await loadPipelineFile(file, agents);
     expect(def.name).toBe('support-triage');
-    expect(def.version).toBe(2);
+    expect(def.version).toBe(3);
     expect(def.stages.map((s) => [s.name, s.kind === 'agent' ? s.agent : s.kind])).toEqual([
       ['redact', 'pii-redact'],
       ['classify', 'intent-classifier'],
       ['review', 'approval'],
       ['route', 'lookup'],
       ['reply', 'template-reply'],
+      ['draft', 'llm'],
     ]);
+    // The model reads the customer's words: the injection guard screens them first.
+    expect(agentStage(def, 'draft')).toMatchObject({ untrustedText: true, with: { prompt: expect.stringContaining('${redact.text}') } });
     expect(agentStage(def, 'reply').with).toEqual({
       intent: '${classify.label}',
       team: '${route.value}',
@@ -162,7 +165,7 @@ describe('parsePipelineText', () => {
     });
     expect(err.message).toBe(
       `triage-lite.yaml:${lineOf(text, 'classifer')} stage "classify" field "agent": unknown agent "classifer" ` +
-        '(known: intent-classifier, lookup, pii-redact, template-reply)',
+        '(known: intent-classifier, llm, lookup, pii-redact, template-reply)',
     );
   });
 

@@ -206,7 +206,10 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
   }
 
   return {
-    async append(event: AuditEventInput): Promise<AppendResult> {
+    async append(raw: AuditEventInput): Promise<AppendResult> {
+      // PostgreSQL text and jsonb cannot hold U+0000: a NUL from a caller (a signal's field name, a token's
+      // subject) would make this write fail on every retry and leave its run stuck. It is recorded as U+FFFD.
+      const event = withoutNul(raw);
       const data = opts.sealKeys ? sealFields(event.data ?? {}, opts.sealKeys, sealContext(event)) : (event.data ?? {});
       return inTransaction(pool, async (c) => {
         await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7241))', [event.tenant]);
@@ -317,3 +320,13 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
   };
 }
 export type AuditStore = ReturnType<typeof createAuditStore>;
+
+/** Replaces U+0000 in every string and key of a value (PostgreSQL cannot store it). */
+export function withoutNul<T>(value: T): T {
+  if (typeof value === 'string') return (value.includes('\u0000') ? value.split('\u0000').join('\ufffd') : value) as T;
+  if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [withoutNul(k), withoutNul(v)])) as T;
+  }
+  return value;
+}

@@ -29,7 +29,7 @@ const limitSchema = z.coerce.number().int().min(1).max(500).default(100);
 const listQuerySchema = z
   .object({
     run: z.string().regex(runIdPattern, 'expected a run id, {pipeline}/{id}').optional(),
-    actor: z.string().min(1).max(256).optional(),
+    actor: z.string().min(1).max(256).regex(/^[^\p{Cc}]+$/u, 'must not contain control characters').optional(),
     /** One type or a comma list. */
     type: z
       .string()

@@ -11,7 +11,8 @@ import { ROLES, type Role } from '../pipelines/definition-schema';
 export { ROLES, type Role };
 
 const claimsSchema = z.object({
-  sub: z.string().min(1).max(256),
+  // Printable characters only: the subject is written to logs and the audit trail as the actor.
+  sub: z.string().min(1).max(256).regex(/^[^\p{Cc}]+$/u, 'must not contain control characters'),
   tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'tenant must be a lowercase slug'),
   roles: z.array(z.enum(ROLES)).max(ROLES.length),
 });

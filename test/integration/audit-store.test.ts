@@ -302,3 +302,12 @@ describe('least privilege', () => {
     await expect(db.pool.query('SELECT agentry_apply_app_privileges() AS r')).resolves.toMatchObject({ rows: [{ r: 'granted' }] });
   });
 });
+
+test('a NUL from a caller (signal field, token subject) is stored as U+FFFD instead of failing every retry', async () => {
+  const res = await store.append(event('t-nul', 'r1', 1, { actor: 'a\u0000b', data: { fields: ['x\u0000y'], ['k\u0000']: 'v\u0000' } }));
+  expect(res.inserted).toBe(true);
+  const [row] = await store.listByRun('t-nul', 'r1');
+  expect(row.actor).toBe('a\ufffdb');
+  expect(row.data).toEqual({ fields: ['x\ufffdy'], 'k\ufffd': 'v\ufffd' });
+  await expect(store.verify('t-nul')).resolves.toMatchObject({ ok: true });
+});

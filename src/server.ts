@@ -159,6 +159,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: draining in-flight requests');
+    // In-flight requests get a bounded drain; a connection that never finishes must not keep the process alive.
+    setTimeout(() => {
+      logger.warn('drain did not finish in time; exiting');
+      process.exit(1);
+    }, 20_000).unref();
     await app.stop();
     await temporal.connection.close();
     redis?.disconnect();

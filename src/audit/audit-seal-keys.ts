@@ -1,7 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { generateKeyRingText, KeyRingError, parseKeyRing } from '../codec';
+import { KeyRingError, parseKeyRing, publishDevKeyFile } from '../codec';
 import { ConfigError, type Config } from '../config';
 import type { SealKeyRing } from './audit-seal';
 
@@ -22,21 +19,9 @@ export interface SealKeySetup {
  * starting at once agree on one generated key.
  */
 export function loadOrCreateDevSealKeys(stateDir: string): { keys: SealKeyRing; path: string; created: boolean } {
-  mkdirSync(stateDir, { recursive: true });
-  const path = join(stateDir, DEV_SEAL_KEY_FILE);
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${generateKeyRingText(`dev-seal-${randomBytes(3).toString('hex')}`)}\n`, { mode: 0o600, flag: 'wx' });
-  let created = false;
+  const { path, text, created } = publishDevKeyFile(stateDir, DEV_SEAL_KEY_FILE, 'dev-seal-');
   try {
-    linkSync(tmp, path);
-    created = true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    unlinkSync(tmp);
-  }
-  try {
-    return { keys: parseKeyRing(readFileSync(path, 'utf8').trim()), path, created };
+    return { keys: parseKeyRing(text), path, created };
   } catch (err) {
     throw new KeyRingError(`${path}: ${(err as Error).message} (fields sealed under this file's key stay sealed if you replace it)`);
   }

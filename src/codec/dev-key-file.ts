@@ -23,11 +23,24 @@ export interface DevKeyRing {
  * PAYLOAD_KEYS comes from a secret store.
  */
 export function loadOrCreateDevKeyRing(stateDir: string): DevKeyRing {
+  const { path, text, created } = publishDevKeyFile(stateDir, DEV_KEY_FILE, 'dev-');
+  try {
+    return { text, ring: parseKeyRing(text), path, created };
+  } catch (err) {
+    throw new KeyRingError(`${path}: ${(err as Error).message} (delete the file to generate a new development key; runs stored under the old one become unreadable)`);
+  }
+}
+
+/**
+ * Writes a freshly generated one-key ring to `{stateDir}/{fileName}` unless the file exists, and returns the
+ * file's text. Published with link(2), so processes starting at once agree on exactly one generated key.
+ */
+export function publishDevKeyFile(stateDir: string, fileName: string, keyIdPrefix: string): { path: string; text: string; created: boolean } {
   mkdirSync(stateDir, { recursive: true });
-  const path = join(stateDir, DEV_KEY_FILE);
+  const path = join(stateDir, fileName);
   let created = false;
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${generateKeyRingText('dev-' + randomBytes(3).toString('hex'))}\n`, { mode: 0o600, flag: 'wx' });
+  writeFileSync(tmp, `${generateKeyRingText(keyIdPrefix + randomBytes(3).toString('hex'))}\n`, { mode: 0o600, flag: 'wx' });
   try {
     linkSync(tmp, path);
     created = true;
@@ -36,10 +49,5 @@ export function loadOrCreateDevKeyRing(stateDir: string): DevKeyRing {
   } finally {
     unlinkSync(tmp);
   }
-  const text = readFileSync(path, 'utf8').trim();
-  try {
-    return { text, ring: parseKeyRing(text), path, created };
-  } catch (err) {
-    throw new KeyRingError(`${path}: ${(err as Error).message} (delete the file to generate a new development key; runs stored under the old one become unreadable)`);
-  }
+  return { path, text: readFileSync(path, 'utf8').trim(), created };
 }

@@ -10,7 +10,7 @@ export {
   type AesGcmCodecOptions,
   type PayloadDecryptionReason,
 } from './aes-gcm-codec';
-export { DEV_KEY_FILE, loadOrCreateDevKeyRing, type DevKeyRing } from './dev-key-file';
+export { DEV_KEY_FILE, loadOrCreateDevKeyRing, publishDevKeyFile, type DevKeyRing } from './dev-key-file';
 export { generateKeyRingText, KeyRingError, parseKeyRing, PAYLOAD_KEY_BYTES, PayloadKeyRing } from './key-ring';
 export { payloadsFromJson, payloadsToJson, type JsonPayload } from './payload-json';
 

@@ -12,7 +12,7 @@ import {
   type AgentRegistry,
 } from '../src/agents';
 import { contentHash } from '../src/audit/audit-chain';
-import { FailureType } from '../src/contracts';
+import { FailureType, type StageUsage } from '../src/contracts';
 import { ClaimMissingError, claimLargeFields, type ClaimStore } from '../src/storage/claim-store';
 import type { Logger, RunMetrics } from '../src/telemetry';
 
@@ -35,6 +35,8 @@ export interface RunAgentResult {
   outputHash: string;
   attempt: number;
   durationMs: number;
+  /** Model tokens and cost, when the agent reports what it used. */
+  usage?: StageUsage;
 }
 
 function failure(type: FailureType, message: string, nonRetryable: boolean, attempt: number, cause?: Error) {
@@ -79,6 +81,8 @@ export function createRunAgentActivity(deps: RunAgentDeps) {
       const tenant = args.tenant ?? args.workflowId.split('/')[0];
       const input = await deps.claims.resolve(args.input, tenant);
       const output = await deps.agents.invoke(args.agent, input, ctx);
+      // invoke() has checked the output against the agent's schema, an object.
+      const usage = deps.agents.get(args.agent)?.usage?.(output as Record<string, unknown>);
       const { value, claimed } = await claimLargeFields(deps.claims, output, deps.inlineMaxBytes, {
         idPrefix: `${args.workflowId}/${args.stage}`,
         tenant,
@@ -94,6 +98,7 @@ export function createRunAgentActivity(deps: RunAgentDeps) {
         outputHash: contentHash(output),
         attempt,
         durationMs,
+        ...(usage ? { usage } : {}),
       };
     } catch (err) {
       if (actx.cancellationSignal.aborted) {

@@ -33,6 +33,7 @@ import {
   type RunStatus,
   type SignalInput,
   type StageState,
+  type StageUsage,
   type StageStatus,
 } from '../src/contracts';
 import type { AgentStage, ApprovalStage, ParallelStage, Stage } from '../src/pipelines/definition-schema';
@@ -110,6 +111,7 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
     ],
     approvals: [],
     signals: [],
+    spend: { tokens: 0, costUsd: 0 },
     transitions: [],
   };
   const outputs: Record<string, unknown> = {};
@@ -118,6 +120,12 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
 
   // --- transitions, status, audit -------------------------------------------------------------------------
   const stateOf = (name: string) => progress.stages.find((s) => s.name === name) as StageState;
+  const addSpend = (usage: StageUsage) => {
+    const spend = (progress.spend ??= { tokens: 0, costUsd: 0 });
+    spend.tokens += usage.totalTokens;
+    // Summed in nano-dollars, the precision costs are priced to, so the total does not drift.
+    spend.costUsd = Math.round((spend.costUsd + usage.costUsd) * 1e9) / 1e9;
+  };
   const transition = (status: StageStatus | RunStatus, stage?: string, detail?: string) => {
     progress.transitions.push({ seq: progress.transitions.length + 1, at: Date.now(), status, ...(stage ? { stage } : {}), ...(detail ? { detail } : {}) });
   };
@@ -231,10 +239,18 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
       if (stage.untrustedText) await guard(stage, input);
       const res = await runAgent({ workflowId, tenant: principal.tenant, runId: args.runId, stage: stage.name, agent: stage.agent, input });
       outputs[stage.name] = res.output;
-      setStage(stage.name, { status: 'completed', attempts: res.attempt, finishedAt: Date.now(), output: res.output });
+      setStage(stage.name, { status: 'completed', attempts: res.attempt, finishedAt: Date.now(), output: res.output, ...(res.usage ? { usage: res.usage } : {}) });
+      if (res.usage) addSpend(res.usage);
       await audit(
         'stage.completed',
-        { agent: stage.agent, attempts: res.attempt, durationMs: res.durationMs, inputHash: res.inputHash, outputHash: res.outputHash },
+        {
+          agent: stage.agent,
+          attempts: res.attempt,
+          durationMs: res.durationMs,
+          inputHash: res.inputHash,
+          outputHash: res.outputHash,
+          ...(res.usage ? { usage: res.usage, runSpend: progress.spend } : {}),
+        },
         stage.name,
       );
       return res.output;

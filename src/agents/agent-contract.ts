@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { StageUsage } from '../contracts';
 
 /** The logger an agent receives, already bound to its run and stage. */
 export interface AgentLogger {
@@ -35,6 +36,8 @@ export interface Agent<I extends z.ZodObject = z.ZodObject, O extends z.ZodObjec
   run(input: z.infer<I>, ctx: AgentContext): Promise<z.infer<O>>;
   /** Optional readiness probe; rejects when the agent cannot serve. */
   health?(): Promise<void>;
+  /** Metered resources one call used (model tokens and cost), read from its output for the run's spend and audit. */
+  usage?(output: z.infer<O>): StageUsage | undefined;
 }
 
 /**

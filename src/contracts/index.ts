@@ -58,6 +58,26 @@ export interface StageState {
   finishedAt?: number;
   output?: unknown;
   error?: { type: string; message: string };
+  /** Metered resources the stage used (model tokens and their cost), when its agent reports them. */
+  usage?: StageUsage;
+}
+
+/** Model tokens and their cost, as one stage used them (every provider call, repairs included). */
+export interface StageUsage {
+  model?: string;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  /** Priced by the configured price table; 0 for unpriced models. @format USD */
+  costUsd: number;
+}
+
+/** What a run has spent so far, summed over its stages. */
+export interface RunSpend {
+  /** @format tokens */
+  tokens: number;
+  /** @format USD */
+  costUsd: number;
 }
 
 /** Run statuses, also the values of the `AgentryStatus` search attribute. */
@@ -117,6 +137,8 @@ export interface RunProgress {
   approvals: ApprovalRecord[];
   signals: SignalRecord[];
   cancellation?: CancelRequest;
+  /** Model tokens and cost used by the run's stages so far (absent in results of runs that ended before it was kept). */
+  spend?: RunSpend;
   /** Every transition so far; `GET /v1/runs/:id/events` streams these. */
   transitions: Transition[];
 }

@@ -54,6 +54,19 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             finishedAt: { type: 'number' },
             output: {},
             error: { type: 'object' },
+            usage: ref('StageUsage'),
+          },
+        },
+        StageUsage: {
+          type: 'object',
+          description: 'Model tokens and their cost, as one stage used them',
+          required: ['promptTokens', 'completionTokens', 'totalTokens', 'costUsd'],
+          properties: {
+            model: { type: 'string' },
+            promptTokens: { type: 'integer', minimum: 0 },
+            completionTokens: { type: 'integer', minimum: 0 },
+            totalTokens: { type: 'integer', minimum: 0 },
+            costUsd: { type: 'number', minimum: 0, description: 'Priced by LLM_PRICES; 0 for unpriced models' },
           },
         },
         Run: {
@@ -72,6 +85,11 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             },
             cancellation: { type: 'object', properties: { actor: { type: 'string' }, reason: { type: 'string' } } },
             transitions: { type: 'array', items: ref('Transition') },
+            spend: {
+              type: 'object',
+              description: "Model tokens and cost used by the run's stages so far",
+              properties: { tokens: { type: 'integer', minimum: 0 }, costUsd: { type: 'number', minimum: 0 } },
+            },
             outputs: { type: 'object' },
             error: { type: 'object' },
             startedAt: { type: 'string', format: 'date-time' },

@@ -64,6 +64,19 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
   expect(draft.text.length).toBeGreaterThan(0);
   expect(draft.usage.promptTokens).toBeGreaterThan(0);
   expect(draft.usage.totalTokens).toBe(draft.usage.promptTokens + draft.usage.completionTokens);
+  // The stage reports what it used, the run sums it, and the audit trail keeps both.
+  const draftState = result.stages.find((s) => s.name === 'draft');
+  expect(draftState?.usage).toEqual({
+    model: expect.any(String),
+    promptTokens: draft.usage.promptTokens,
+    completionTokens: draft.usage.completionTokens,
+    totalTokens: draft.usage.totalTokens,
+    costUsd: 0,
+  });
+  expect(result.stages.filter((s) => s.usage).map((s) => s.name)).toEqual(['draft']);
+  expect(result.spend).toEqual({ tokens: draft.usage.totalTokens, costUsd: 0 });
+  const draftEvent = (await createAuditStore(db.pool).listByRun('wf-tests', runId)).find((e) => e.type === 'stage.completed' && e.stage === 'draft');
+  expect(draftEvent?.data).toMatchObject({ usage: { totalTokens: draft.usage.totalTokens, costUsd: 0 }, runSpend: { tokens: draft.usage.totalTokens, costUsd: 0 } });
 
   expect(await auditTypes(runId)).toEqual([
     'run.started',

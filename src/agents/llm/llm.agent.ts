@@ -204,6 +204,13 @@ export function createLlmAgent(opts: LlmAgentOptions = {}): Agent<typeof input, 
     description: 'Asks a language model (OpenAI-compatible API, or the embedded local model) for a reply or structured JSON, within token and cost budgets.',
     input,
     output,
+    usage: (out) => ({
+      model: out.model,
+      promptTokens: out.usage.promptTokens,
+      completionTokens: out.usage.completionTokens,
+      totalTokens: out.usage.totalTokens,
+      costUsd: out.usage.costUsd,
+    }),
     async run(inp, ctx) {
       if (inp.prompt === undefined && !(inp.messages ?? []).some((m) => m.role !== 'system')) {
         throw new AgentInputError('llm', [{ path: 'prompt', message: 'give a prompt, or messages with at least one user or assistant message' }]);

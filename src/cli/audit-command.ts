@@ -7,6 +7,9 @@ import { requireKeys, type Config } from '../config';
 
 type Say = (line: string) => void;
 
+/** Exit codes of `agentry audit verify`, listed in its --help and the README. */
+export const VERIFY_EXIT = { verified: 0, broken: 1, noEvents: 2 } as const;
+
 /** `agentry audit verify` and `agentry audit export`. */
 export function registerAuditCommands(program: Command, config: () => Config, say: Say): void {
   const audit = program.command('audit').description('read and prove the audit trail');
@@ -15,17 +18,33 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
     .command('verify')
     .description('recompute every hash chain; exits non-zero naming the first broken link (edited, deleted, inserted or reordered)')
     .option('--tenant <tenant>', 'only this tenant')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes:',
+        `  ${VERIFY_EXIT.verified}  every chain checked holds (an empty audit trail, without --tenant, verifies too)`,
+        `  ${VERIFY_EXIT.broken}  a chain is broken; the first broken link is named (also: any other error)`,
+        `  ${VERIFY_EXIT.noEvents}  --tenant names a tenant with no events at all, so nothing was verified (a mistyped tenant?)`,
+      ].join('\n'),
+    )
     .action(async (opts: { tenant?: string }) => {
       const cfg = requireKeys(config(), ['DATABASE_URL']);
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
       try {
         const res = await createAuditStore(pool).verify(opts.tenant);
-        if (res.ok) {
+        if (res.ok && res.events === 0 && opts.tenant !== undefined) {
+          // Verifying nothing is not a pass: a mistyped tenant must not read as a proven trail.
+          say(`audit trail NOT verified: tenant "${opts.tenant}" has no audit events (check the tenant name); nothing was checked`);
+          process.exitCode = VERIFY_EXIT.noEvents;
+        } else if (res.ok && res.events === 0) {
+          say('audit trail verified: it is empty (no events in any tenant), so there is nothing to check');
+        } else if (res.ok) {
           say(`audit trail verified: ${res.events} events in ${res.tenants} tenant chain(s)`);
         } else {
           const b = res.broken!;
           say(`audit trail BROKEN (${b.kind}): tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
-          process.exitCode = 1;
+          process.exitCode = VERIFY_EXIT.broken;
         }
       } finally {
         await pool.end();

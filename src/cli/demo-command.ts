@@ -2,11 +2,12 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Config } from '../config';
-import { readLabelledCsv } from '../agents';
+import { createBuiltinAgents, readLabelledCsv } from '../agents';
+import { loadPipelineCatalog } from '../pipelines/pipeline-catalog';
 import { mintToken } from '../facade/auth';
 import { startStack, type Stack } from './dev-stack';
 import { percentile, table } from './stats';
-import { readTickets, type Ticket } from './ticket-input';
+import { checkTickets, InputFileError, readTickets, ticketRunInput, type Ticket } from './ticket-input';
 import { PROJECT_CLI } from '../temporal/temporal-cli';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -59,8 +60,7 @@ async function api<T>(url: string, token: string, init: RequestInit = {}): Promi
 
 /** Starts a run through the facade and polls it to its end. HTTP failures become a failed outcome, not a crash. */
 async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal, review: ReviewPolicy): Promise<RunOutcome> {
-  const input: Record<string, unknown> = { text: ticket.text, ticketId: ticket.ticketId.slice(0, 128) };
-  if (ticket.category) input.category = ticket.category;
+  const input = ticketRunInput(ticket);
   // A well-behaved client: on 429 or 503 wait as long as Retry-After says, then try again.
   let started: { status: number; body: { runId?: string; detail?: string } };
   for (let attempt = 1; ; attempt++) {
@@ -238,6 +238,15 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
   // Check the training file before starting anything: a mistake here should not cost a stack start-up.
   if (opts.train) await readLabelledCsv(resolve(opts.train));
   if (tickets.length === 0) throw new Error(`${inputFile}: no tickets to run`);
+  // Every ticket is checked against the pipeline's input schema, as the facade will check it, before anything
+  // starts: a bad row should name its line now, not surface as a refused start halfway through the run.
+  const agents = createBuiltinAgents({ trainFile: resolve(opts.train ?? config.CLASSIFIER_TRAIN_FILE), cacheDir: config.modelCacheDir });
+  const pipeline = (await loadPipelineCatalog(config.PIPELINES_DIR, agents)).get(PIPELINE);
+  if (!pipeline) throw new Error(`${config.PIPELINES_DIR}: no "${PIPELINE}" pipeline definition (PIPELINES_DIR)`);
+  const problems = checkTickets(inputFile, tickets, pipeline);
+  if (problems.length > 0) {
+    throw new InputFileError(problems, `${inputFile}: ${problems.length} ticket problem(s) against the "${PIPELINE}" input schema; nothing was started:`);
+  }
   out(`agentry demo: ${tickets.length} tickets from ${inputFile} through "${PIPELINE}", ${opts.concurrency} at a time`);
 
   // The demo is one subject of one tenant sending a burst (and polling) through its own stack: the per-subject and
@@ -254,6 +263,8 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigint);
   try {
+    // A day, or less when the facade (same configuration) accepts only shorter tokens.
+    const tokenTtlS = Math.min(24 * 3600, config.JWT_MAX_TOKEN_LIFETIME_S);
     const token = await mintToken({
       secret: stack.jwtSecret,
       issuer: config.JWT_ISSUER,
@@ -261,7 +272,8 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       subject: 'demo-operator',
       tenant: 'demo',
       roles: ['operator', 'viewer'],
-      ttlS: 24 * 3600,
+      ttlS: tokenTtlS,
+      maxLifetimeS: config.JWT_MAX_TOKEN_LIFETIME_S,
     });
     const reviewerToken = await mintToken({
       secret: stack.jwtSecret,
@@ -270,7 +282,8 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       subject: 'demo-reviewer',
       tenant: 'demo',
       roles: ['approver'],
-      ttlS: 24 * 3600,
+      ttlS: tokenTtlS,
+      maxLifetimeS: config.JWT_MAX_TOKEN_LIFETIME_S,
     });
     let announced = 0;
     const review: ReviewPolicy = {

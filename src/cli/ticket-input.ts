@@ -1,74 +1,162 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import type { CatalogEntry } from '../pipelines/pipeline-catalog';
+import { createInputChecker, type InputChecker } from '../security';
 
 export interface Ticket {
   text: string;
   /** The true intent, when the file is labelled. */
   category?: string;
   ticketId: string;
+  /** Line of the input file the ticket comes from (1-based; for CSV, the line its record ends on). */
+  line: number;
 }
+
+/** One thing wrong with an input file: where (file, line, field) and what. */
+export interface TicketProblem {
+  file: string;
+  line?: number;
+  field?: string;
+  message: string;
+}
+
+/** `FILE:LINE: field: message`, the shape compilers use, so editors and grep can jump to it. */
+export function formatTicketProblem(p: TicketProblem): string {
+  return `${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+}
+
+/** Problems shown in an error message; the full list stays on `problems`. */
+const SHOWN_PROBLEMS = 20;
 
 export class InputFileError extends Error {
   override readonly name = 'InputFileError';
-  constructor(readonly file: string, readonly line: number | undefined, readonly field: string | undefined, reason: string) {
-    super(`${file}${line ? `:${line}` : ''}${field ? ` field "${field}"` : ''}: ${reason}`);
+  constructor(
+    readonly problems: readonly TicketProblem[],
+    heading?: string,
+  ) {
+    const shown = problems.slice(0, SHOWN_PROBLEMS).map(formatTicketProblem);
+    if (problems.length > SHOWN_PROBLEMS) shown.push(`... and ${problems.length - SHOWN_PROBLEMS} more`);
+    super(heading ? [heading, ...shown].join('\n') : shown.join('\n'));
   }
 }
 
-function check(file: string, line: number, row: Record<string, unknown>): Ticket {
+/** The ticket as one row's fields; problems name the row's line and field. */
+function check(file: string, line: number, row: Record<string, unknown>, problems: TicketProblem[]): Ticket | undefined {
+  const before = problems.length;
   const text = row.text;
-  if (typeof text !== 'string' || text.trim() === '') throw new InputFileError(file, line, 'text', 'must be a non-empty string');
+  if (typeof text !== 'string' || text.trim() === '') problems.push({ file, line, field: 'text', message: 'must be a non-empty string' });
   const category = row.category;
-  if (category !== undefined && category !== '' && typeof category !== 'string') {
-    throw new InputFileError(file, line, 'category', 'must be a string when present');
+  if (category !== undefined && category !== null && category !== '' && typeof category !== 'string') {
+    problems.push({ file, line, field: 'category', message: 'must be a string when present' });
   }
+  if (problems.length > before) return undefined;
   const id = row.ticketId ?? row.id;
   return {
-    text,
+    text: text as string,
     category: typeof category === 'string' && category !== '' ? category : undefined,
     ticketId: typeof id === 'string' || typeof id === 'number' ? String(id) : `${basename(file)}-${line}`,
+    line,
   };
+}
+
+function readJsonl(file: string, content: string, max: number, problems: TicketProblem[]): Ticket[] {
+  const tickets: Ticket[] = [];
+  const lines = content.split('\n');
+  let rows = 0;
+  for (let i = 0; i < lines.length && rows < max; i++) {
+    if (lines[i].trim() === '') continue;
+    rows++;
+    const line = i + 1;
+    let row: unknown;
+    try {
+      row = JSON.parse(lines[i]);
+    } catch (err) {
+      problems.push({ file, line, message: `not valid JSON (${(err as Error).message})` });
+      continue;
+    }
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      problems.push({ file, line, message: 'expected a JSON object such as {"text": "...", "category": "..."}' });
+      continue;
+    }
+    const ticket = check(file, line, row as Record<string, unknown>, problems);
+    if (ticket) tickets.push(ticket);
+  }
+  return tickets;
+}
+
+function readCsv(file: string, content: string, limit: number | undefined, problems: TicketProblem[]): Ticket[] {
+  let header: string[] | undefined;
+  let records: { record: Record<string, string>; info: { lines: number } }[];
+  try {
+    records = parse(content, {
+      columns: (names: string[]) => {
+        header = names;
+        return names;
+      },
+      skip_empty_lines: true,
+      info: true,
+      bom: true,
+      to: limit,
+    }) as typeof records;
+  } catch (err) {
+    const e = err as { lines?: number; message: string };
+    problems.push({ file, line: e.lines, message: `not valid CSV: ${e.message.replace(/^Invalid Record Length: /, '')}` });
+    return [];
+  }
+  if (header && !header.includes('text')) {
+    problems.push({ file, line: 1, field: 'text', message: `the CSV header has no "text" column (it has: ${header.join(', ') || 'no columns'})` });
+    return [];
+  }
+  const tickets: Ticket[] = [];
+  for (const { record, info } of records) {
+    const ticket = check(file, info.lines, record, problems);
+    if (ticket) tickets.push(ticket);
+  }
+  return tickets;
 }
 
 /**
  * Reads tickets from a CSV (header with `text`, optional `category`) or JSONL file (one object per line with
- * `text`, optional `category` and `ticketId`). Errors name the file, line and field.
+ * `text`, optional `category` and `ticketId`), the first `limit` rows. Every bad row is reported, not only the
+ * first: throws `InputFileError` whose problems name the file, line and field.
  */
 export function readTickets(file: string, limit?: number): Ticket[] {
   let content: string;
   try {
     content = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InputFileError(file, undefined, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new InputFileError([{ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
   }
-  const tickets: Ticket[] = [];
-  const max = limit ?? Infinity;
-  if (['.jsonl', '.ndjson'].includes(extname(file).toLowerCase())) {
-    const lines = content.split('\n');
-    for (let i = 0; i < lines.length && tickets.length < max; i++) {
-      if (lines[i].trim() === '') continue;
-      let row: unknown;
-      try {
-        row = JSON.parse(lines[i]);
-      } catch {
-        throw new InputFileError(file, i + 1, undefined, 'not valid JSON');
-      }
-      if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new InputFileError(file, i + 1, undefined, 'expected a JSON object');
-      tickets.push(check(file, i + 1, row as Record<string, unknown>));
-    }
-    return tickets;
-  }
-  let records: { record: Record<string, string>; info: { lines: number } }[];
-  try {
-    records = parse(content, { columns: true, skip_empty_lines: true, info: true, bom: true, to: limit }) as typeof records;
-  } catch (err) {
-    const e = err as { lines?: number; message: string };
-    throw new InputFileError(file, e.lines, undefined, `not valid CSV: ${e.message.replace(/^Invalid Record Length: /, '')}`);
-  }
-  if (records.length > 0 && !('text' in records[0].record)) {
-    throw new InputFileError(file, 1, 'text', 'the CSV header has no "text" column');
-  }
-  for (const { record, info } of records) tickets.push(check(file, info.lines, record));
+  const problems: TicketProblem[] = [];
+  const tickets = ['.jsonl', '.ndjson'].includes(extname(file).toLowerCase())
+    ? readJsonl(file, content, limit ?? Infinity, problems)
+    : readCsv(file, content, limit, problems);
+  if (problems.length > 0) throw new InputFileError(problems, `${file}: ${problems.length} problem(s); nothing was started:`);
   return tickets;
+}
+
+/** The run input a ticket becomes: what the demo sends to `POST /v1/pipelines/:pipeline/runs`. */
+export function ticketRunInput(ticket: Ticket): Record<string, unknown> {
+  const input: Record<string, unknown> = { text: ticket.text, ticketId: ticket.ticketId.slice(0, 128) };
+  if (ticket.category) input.category = ticket.category;
+  return input;
+}
+
+/** `/a/b` (a JSON Pointer into the run input) as the field name `a.b`; the whole input is `input`. */
+function fieldOf(pointer: string): string {
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return parts.length > 0 ? parts.join('.') : 'input';
+}
+
+/**
+ * Checks every ticket's run input against the pipeline's input schema and size limit, with the checker the facade
+ * uses, so a ticket the facade would refuse is found before anything starts. Answers the problems, empty when all fit.
+ */
+export function checkTickets(file: string, tickets: readonly Ticket[], pipeline: CatalogEntry, checker: InputChecker = createInputChecker()): TicketProblem[] {
+  const def = pipeline.definition;
+  return tickets.flatMap((ticket) => {
+    const result = checker.check(def.input, pipeline.hash, ticketRunInput(ticket), def.limits.maxInputBytes);
+    return result.problems.map((p) => ({ file, line: ticket.line, field: fieldOf(p.path), message: p.message }));
+  });
 }

@@ -3,7 +3,7 @@ import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { Principal } from '../contracts';
 import type { HttpMetrics, Logger } from '../telemetry';
-import { ServiceUnavailableError, UnauthorizedError } from './errors';
+import { AppError, ServiceUnavailableError, UnauthorizedError } from './errors';
 import { KeySetUnavailableError, secretKey, type VerificationKey } from './verification-key';
 
 import { ROLES, type Role } from '../pipelines/definition-schema';
@@ -24,8 +24,13 @@ export interface AuthOptions {
   secret?: string;
   issuer: string;
   audience: string;
-  /** Clock skew allowed for `exp` and `nbf`. @format seconds */
+  /** Clock skew allowed for `exp`, `nbf` and `iat`. @format seconds */
   clockToleranceS: number;
+  /**
+   * Longest lifetime (`exp - iat`) a token may declare; tokens without `exp` or `iat` are refused too, so a leaked
+   * token cannot stay valid for ever. @default 86400 @format seconds
+   */
+  maxTokenLifetimeS?: number;
   /** Refused tokens are logged at debug with their reason and request id; never the token itself. */
   logger?: Logger;
   /** The time `exp` and `nbf` are checked against; tests pin it. @default () => new Date() */
@@ -41,6 +46,7 @@ export type AuthFailureReason =
   | 'expired'
   | 'not_yet_valid'
   | 'claims'
+  | 'lifetime'
   | 'unknown_key'
   | 'key_unavailable';
 
@@ -49,7 +55,7 @@ class AuthFailure extends Error {
   override readonly name = 'AuthFailure';
   constructor(
     readonly reason: AuthFailureReason,
-    readonly error: UnauthorizedError | ServiceUnavailableError,
+    readonly error: AppError,
     cause?: unknown,
   ) {
     super(error.message, { cause });
@@ -57,6 +63,16 @@ class AuthFailure extends Error {
 }
 
 const unauthorized = (reason: AuthFailureReason, detail: string) => new AuthFailure(reason, new UnauthorizedError(detail));
+
+/** Default of `maxTokenLifetimeS`: one day. @format seconds */
+export const DEFAULT_MAX_TOKEN_LIFETIME_S = 86_400;
+
+/** A 401 whose `code` names the broken rule: tokens must carry `exp` and `iat`, at most the configured lifetime apart. */
+const lifetimeRefused = (detail: string) =>
+  new AuthFailure(
+    'lifetime',
+    new AppError(401, 'token_lifetime', 'Authentication required', detail, {}, { 'WWW-Authenticate': 'Bearer realm="agentry", error="invalid_token"' }),
+  );
 
 /** Maps what jose (or the key source) threw onto a bounded reason and a detail that names no key material. */
 function classify(err: unknown): AuthFailure {
@@ -71,6 +87,7 @@ function classify(err: unknown): AuthFailure {
   if (err instanceof joseErrors.JWTExpired) return unauthorized('expired', 'token has expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf' && err.reason === 'check_failed') return unauthorized('not_yet_valid', 'token is not valid yet (nbf)');
+    if (err.reason === 'missing' && (err.claim === 'exp' || err.claim === 'iat')) return lifetimeRefused(`token claim "${err.claim}" is missing`);
     if (err.reason === 'missing') return unauthorized('claims', `token claim "${err.claim}" is missing`);
     return unauthorized('claims', `token claim "${err.claim}" failed: ${err.reason}`);
   }
@@ -89,12 +106,14 @@ declare module 'express-serve-static-core' {
 
 /**
  * Verifies bearer tokens: algorithms pinned by configuration (the header's `alg` picks nothing outside them, so
- * `none` and HS/RS confusion fail), signature, then `iss`, `aud`, `exp` and `nbf` with bounded clock tolerance.
+ * `none` and HS/RS confusion fail), signature, then `iss`, `aud`, `exp` and `nbf` with bounded clock tolerance, and
+ * the declared lifetime: `exp` and `iat` present, `iat` not in the future, `exp - iat` within `maxTokenLifetimeS`.
  */
 export function createAuthenticator(opts: AuthOptions, metrics?: HttpMetrics) {
   const verification = opts.key ?? (opts.secret !== undefined ? secretKey(opts.secret) : undefined);
   if (!verification) throw new Error('createAuthenticator needs a verification key or a secret');
   const { key, algorithms } = verification;
+  const maxLifetimeS = opts.maxTokenLifetimeS ?? DEFAULT_MAX_TOKEN_LIFETIME_S;
   // An unreachable key set is the operator's problem: warn, but once per interval rather than once per request.
   let lastKeyWarning = 0;
 
@@ -106,9 +125,17 @@ export function createAuthenticator(opts: AuthOptions, metrics?: HttpMetrics) {
         issuer: opts.issuer,
         audience: opts.audience,
         clockTolerance: opts.clockToleranceS,
-        requiredClaims: ['exp', 'sub'],
+        requiredClaims: ['exp', 'iat', 'sub'],
         currentDate: opts.clock?.(),
       });
+      // jose has checked both are numbers. An `iat` in the future would let `exp` run past the bound from now.
+      const iat = payload.iat!;
+      const exp = payload.exp!;
+      const nowS = Math.floor((opts.clock?.() ?? new Date()).getTime() / 1000);
+      if (iat > nowS + opts.clockToleranceS) throw lifetimeRefused('token claim "iat" is in the future');
+      if (exp - iat > maxLifetimeS) {
+        throw lifetimeRefused(`token lifetime (exp - iat) is ${exp - iat} s; at most ${maxLifetimeS} s is accepted`);
+      }
       const claims = claimsSchema.safeParse(payload);
       if (!claims.success) {
         const issue = claims.error.issues[0];
@@ -151,16 +178,34 @@ export function createAuthenticator(opts: AuthOptions, metrics?: HttpMetrics) {
   return { verify, middleware, algorithms, source: verification.source };
 }
 
-/** Mints an HS256 token with a shared secret, for development and tests only (never production keys). */
-export async function mintToken(
-  opts: { secret: string; issuer: string; audience: string; subject: string; tenant: string; roles: Role[]; ttlS?: number },
-): Promise<string> {
+/**
+ * Mints an HS256 token with a shared secret, for development and tests only (never production keys). `ttlS`
+ * (default 3600 s) must not exceed `maxLifetimeS` (default 86400 s, the facade's default bound): a longer token
+ * would only be refused.
+ */
+export async function mintToken(opts: {
+  secret: string;
+  issuer: string;
+  audience: string;
+  subject: string;
+  tenant: string;
+  roles: Role[];
+  ttlS?: number;
+  maxLifetimeS?: number;
+}): Promise<string> {
+  const ttlS = opts.ttlS ?? 3600;
+  const maxLifetimeS = opts.maxLifetimeS ?? DEFAULT_MAX_TOKEN_LIFETIME_S;
+  if (ttlS > maxLifetimeS) {
+    throw new RangeError(`a token lifetime of ${ttlS} s exceeds JWT_MAX_TOKEN_LIFETIME_S (${maxLifetimeS} s); the facade would refuse it`);
+  }
+  // One clock reading for both claims, so `exp - iat` is exactly the lifetime asked for.
+  const issuedAt = Math.floor(Date.now() / 1000);
   return new SignJWT({ tenant: opts.tenant, roles: opts.roles })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(opts.subject)
     .setIssuer(opts.issuer)
     .setAudience(opts.audience)
-    .setIssuedAt()
-    .setExpirationTime(`${opts.ttlS ?? 3600}s`)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + ttlS)
     .sign(new TextEncoder().encode(opts.secret));
 }

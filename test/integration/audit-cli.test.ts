@@ -14,8 +14,17 @@ let env: Record<string, string>;
 
 /** Runs `agentry ...` as a real process; resolves with its exit code and output. */
 function agentry(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return agentryWith({}, ...args);
+}
+
+/** `agentry ...` with some environment variables replaced (another database). */
+function agentryWith(overrides: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...env, ...overrides },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -96,4 +105,34 @@ test('audit verify, audit export --unseal and backup create / verify work from t
   const verified = await agentry('backup', 'verify', id!);
   expect(verified.stdout).toContain(`backup ${id} verified (manifest matches the audit trail)`);
   expect(verified.code).toBe(0);
+});
+
+test('audit verify --tenant fails with exit code 2 for a tenant without events, and an empty trail verifies as empty', async () => {
+  const empty = await createTestDatabase();
+  try {
+    const [mistyped, known, whole, emptyTenant, help] = await Promise.all([
+      agentry('audit', 'verify', '--tenant', 'cli-okk'),
+      agentry('audit', 'verify', '--tenant', 'cli-ok'),
+      agentryWith({ DATABASE_URL: empty.url }, 'audit', 'verify'),
+      agentryWith({ DATABASE_URL: empty.url }, 'audit', 'verify', '--tenant', 'cli-ok'),
+      agentry('audit', 'verify', '--help'),
+    ]);
+    expect(mistyped.code).toBe(2);
+    expect(mistyped.stdout).toContain('audit trail NOT verified: tenant "cli-okk" has no audit events (check the tenant name)');
+    expect(mistyped.stdout).not.toMatch(/audit trail verified/);
+
+    expect(known.code).toBe(0);
+    expect(known.stdout).toContain('audit trail verified: 3 events in 1 tenant chain(s)');
+
+    expect(whole.code).toBe(0);
+    expect(whole.stdout).toContain('audit trail verified: it is empty (no events in any tenant)');
+
+    expect(emptyTenant.code).toBe(2);
+    expect(emptyTenant.stdout).toContain('tenant "cli-ok" has no audit events');
+
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes:[\s\S]*\b2\s+--tenant names a tenant with no events/);
+  } finally {
+    await empty.drop();
+  }
 });

@@ -30,6 +30,18 @@ describe('JWT_CLOCK_TOLERANCE_S', () => {
   });
 });
 
+describe('JWT_MAX_TOKEN_LIFETIME_S', () => {
+  test('defaults to one day and accepts whole seconds from 60 to 30 days', () => {
+    expect(loadConfig({}).JWT_MAX_TOKEN_LIFETIME_S).toBe(86_400);
+    expect(loadConfig({ JWT_MAX_TOKEN_LIFETIME_S: '60' }).JWT_MAX_TOKEN_LIFETIME_S).toBe(60);
+    expect(loadConfig({ JWT_MAX_TOKEN_LIFETIME_S: '2592000' }).JWT_MAX_TOKEN_LIFETIME_S).toBe(2_592_000);
+  });
+
+  test.each(['59', '2592001', '-1', '1e5', '3600s', ' ', '0x100', '86400.5'])('refuses %j, naming the key', (value) => {
+    expect(problemsOf({ JWT_MAX_TOKEN_LIFETIME_S: value }).map((p) => p.key)).toEqual(['JWT_MAX_TOKEN_LIFETIME_S']);
+  });
+});
+
 describe('JWT_ALGORITHMS', () => {
   test('parses a comma list, trimming and dropping repeats', () => {
     expect(loadConfig({ JWT_ALGORITHMS: ' RS256, ES256 ,RS256' }).JWT_ALGORITHMS).toEqual(['RS256', 'ES256']);

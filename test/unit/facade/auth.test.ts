@@ -1,7 +1,7 @@
 import { KeyObject, sign as cryptoSign, type webcrypto } from 'node:crypto';
 import { createLocalJWKSet, generateKeyPair, exportSPKI, exportJWK, SignJWT, base64url, type CryptoKey } from 'jose';
 import type { JwtAlgorithm } from '../../../src/config';
-import { createAuthenticator } from '../../../src/facade/auth';
+import { createAuthenticator, mintToken } from '../../../src/facade/auth';
 import { AppError } from '../../../src/facade/errors';
 import { importPublicKey, KeySetUnavailableError, secretKey, type VerificationKey } from '../../../src/facade/verification-key';
 
@@ -28,13 +28,14 @@ const auth = (key: VerificationKey) => createAuthenticator({ key, issuer: ISS, a
 interface Claims {
   iss?: string;
   aud?: string;
+  iat?: number;
   exp?: number;
   nbf?: number;
   sub?: string;
   tenant?: string;
   roles?: string[];
 }
-const claims = (over: Claims = {}): Claims => ({ iss: ISS, aud: AUD, exp: NOW_S + 300, sub: 'u1', tenant: 't1', roles: ['operator'], ...over });
+const claims = (over: Claims = {}): Claims => ({ iss: ISS, aud: AUD, iat: NOW_S - 60, exp: NOW_S + 300, sub: 'u1', tenant: 't1', roles: ['operator'], ...over });
 
 function sign(key: CryptoKey | Uint8Array, alg: JwtAlgorithm | string, over: Claims = {}, header: Record<string, unknown> = {}) {
   return new SignJWT({ ...claims(over) }).setProtectedHeader({ alg, typ: 'JWT', ...header }).sign(key);
@@ -158,4 +159,61 @@ test('createAuthenticator keeps the HS256 secret shorthand', async () => {
   const a = createAuthenticator({ secret, issuer: ISS, audience: AUD, clockToleranceS: 5, clock });
   await expect(a.verify(await sign(new TextEncoder().encode(secret), 'HS256'))).resolves.toMatchObject({ subject: 'u1' });
   expect(a.algorithms).toEqual(['HS256']);
+});
+
+describe('token lifetime (JWT_MAX_TOKEN_LIFETIME_S)', () => {
+  const MAX_S = 3600;
+  const bounded = (key: VerificationKey) =>
+    createAuthenticator({ key, issuer: ISS, audience: AUD, clockToleranceS: TOLERANCE_S, clock, maxTokenLifetimeS: MAX_S });
+
+  test('accepts exp - iat equal to the bound and refuses one second more, naming the rule', async () => {
+    const a = bounded(rsaKey);
+    await expect(a.verify(await sign(rsa.privateKey, 'RS256', { iat: NOW_S - 100, exp: NOW_S - 100 + MAX_S }))).resolves.toMatchObject({ subject: 'u1' });
+    const err = await refusal(a.verify(await sign(rsa.privateKey, 'RS256', { iat: NOW_S - 100, exp: NOW_S - 100 + MAX_S + 1 })));
+    expect(err).toMatchObject({ status: 401, code: 'token_lifetime', detail: `token lifetime (exp - iat) is ${MAX_S + 1} s; at most ${MAX_S} s is accepted` });
+    expect(err.headers['WWW-Authenticate']).toContain('Bearer');
+  });
+
+  test('refuses a token without iat or without exp under the token_lifetime rule', async () => {
+    const a = bounded(rsaKey);
+    expect(await refusal(a.verify(await sign(rsa.privateKey, 'RS256', { iat: undefined })))).toMatchObject({
+      status: 401,
+      code: 'token_lifetime',
+      detail: 'token claim "iat" is missing',
+    });
+    expect(await refusal(a.verify(await sign(rsa.privateKey, 'RS256', { exp: undefined })))).toMatchObject({
+      status: 401,
+      code: 'token_lifetime',
+      detail: 'token claim "exp" is missing',
+    });
+  });
+
+  test('refuses iat in the future beyond the clock tolerance, which would stretch the lifetime from now', async () => {
+    const a = bounded(rsaKey);
+    await expect(a.verify(await sign(rsa.privateKey, 'RS256', { iat: NOW_S + TOLERANCE_S, exp: NOW_S + TOLERANCE_S + 60 }))).resolves.toBeDefined();
+    const future = NOW_S + 10 * 365 * 86_400;
+    expect(await refusal(a.verify(await sign(rsa.privateKey, 'RS256', { iat: future, exp: future + 60 })))).toMatchObject({
+      code: 'token_lifetime',
+      detail: 'token claim "iat" is in the future',
+    });
+  });
+
+  test('bounds lifetimes at one day when no bound is configured', async () => {
+    const a = auth(rsaKey);
+    await expect(a.verify(await sign(rsa.privateKey, 'RS256', { iat: NOW_S - 10, exp: NOW_S - 10 + 86_400 }))).resolves.toBeDefined();
+    const err = await refusal(a.verify(await sign(rsa.privateKey, 'RS256', { iat: NOW_S - 10, exp: NOW_S + 365 * 86_400 })));
+    expect(err).toMatchObject({ status: 401, code: 'token_lifetime' });
+  });
+
+  test('mintToken mints exactly the lifetime asked for, and refuses one beyond the bound', async () => {
+    const secret = 'm'.repeat(40);
+    const base = { secret, issuer: ISS, audience: AUD, subject: 'dev', tenant: 't1', roles: ['viewer' as const] };
+    const token = await mintToken({ ...base, ttlS: MAX_S, maxLifetimeS: MAX_S });
+    const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { iat: number; exp: number };
+    expect(payload.exp - payload.iat).toBe(MAX_S);
+    const verifier = createAuthenticator({ secret, issuer: ISS, audience: AUD, clockToleranceS: 5, maxTokenLifetimeS: MAX_S });
+    await expect(verifier.verify(token)).resolves.toMatchObject({ subject: 'dev', roles: ['viewer'] });
+    await expect(mintToken({ ...base, ttlS: MAX_S + 1, maxLifetimeS: MAX_S })).rejects.toThrow(/exceeds JWT_MAX_TOKEN_LIFETIME_S \(3600 s\)/);
+    await expect(mintToken({ ...base, ttlS: 86_401 })).rejects.toThrow(RangeError);
+  });
 });

@@ -32,7 +32,7 @@ export function createRecordAuditActivity(deps: { audit: AuditStore; metrics: Ru
     } catch (err) {
       deps.metrics.auditWriteDuration.observe({ outcome: 'error' }, (performance.now() - started) / 1000);
       const message = err instanceof Error ? err.message : String(err);
-      deps.logger.error({ eventId: event.id, err: message }, 'audit write failed; will retry');
+      deps.logger.error({ eventId: event.id, runId: event.runId, stage: event.stage, err: message }, 'audit write failed; will retry');
       throw ApplicationFailure.create({ type: FailureType.AuditUnavailable, message: `audit write failed: ${message}` });
     }
   };

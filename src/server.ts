@@ -1,3 +1,5 @@
+// First: tracing instruments http and pg as they load, so it must start before anything imports them.
+import { tracing } from './telemetry/facade-tracing';
 import { Pool } from 'pg';
 import { exitWithParent } from './runtime/exit-with-parent';
 import { assertSearchAttributes } from './temporal/search-attributes';
@@ -13,12 +15,13 @@ import {
   createRequestLimiter,
   createRunAdmission,
   createSecurityEvents,
+  createSystemStatusSource,
   loadVerificationKey,
 } from './facade';
 import { loadPipelineCatalog } from './pipelines/pipeline-catalog';
 import { createInputChecker, createIntrusionDetector, createLimitsRedis, createMemoryRunSlots, createRunSlots } from './security';
 import { connectClient } from './temporal/connection';
-import { createHttpMetrics, createLogger, createRegistry } from './telemetry';
+import { clientTracingInterceptors, createHttpMetrics, createLogger, createRegistry, createTemporalObserver, registerTemporalGauges, workersPollCheck } from './telemetry';
 import { Gauge } from 'prom-client';
 import { PIPELINE_WORKFLOW } from './contracts';
 import { version } from '../package.json';
@@ -87,6 +90,8 @@ async function main(): Promise<void> {
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
     dataConverter: { payloadCodecs: [payloads.codec] },
+    // Each run starts inside the request's trace: the workflow and its activities continue it.
+    interceptors: clientTracingInterceptors(),
   });
   await assertSearchAttributes(temporal, config.TEMPORAL_NAMESPACE);
 
@@ -114,6 +119,18 @@ async function main(): Promise<void> {
     },
   });
 
+  // Task-queue backlog and pollers, approval backlog and run times, from Temporal: for /metrics (computed at scrape
+  // time), the `workers` readiness check and GET /v1/system/status.
+  const observer = createTemporalObserver({
+    temporal,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    pipelines: () => pipelines.list().map((p) => p.definition.name),
+    pollerMaxAgeS: config.READY_WORKER_POLL_MAX_AGE_S,
+  });
+  registerTemporalGauges(registry, observer);
+  const systemStatus = createSystemStatusSource({ registry, observer, thresholds: config.STATUS_THRESHOLDS });
+
   const app = createApp({
     logger,
     registry,
@@ -124,17 +141,31 @@ async function main(): Promise<void> {
     pipelines,
     checker: createInputChecker(),
     auth: createAuthenticator(
-      { key: identity, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, clockToleranceS: config.JWT_CLOCK_TOLERANCE_S, logger },
+      {
+        key: identity,
+        issuer: config.JWT_ISSUER,
+        audience: config.JWT_AUDIENCE,
+        clockToleranceS: config.JWT_CLOCK_TOLERANCE_S,
+        maxTokenLifetimeS: config.JWT_MAX_TOKEN_LIFETIME_S,
+        logger,
+      },
       httpMetrics,
     ),
     limiter,
     intrusion,
     admission,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY,
+    serverTimeouts: {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    },
     codec: { codec: payloads.codec, corsOrigins: config.CODEC_CORS_ORIGINS },
     version,
     audit,
     auditReader: audit,
+    systemStatus,
     readiness: {
       temporal: async () => {
         await temporal.workflowService.getSystemInfo({});
@@ -149,6 +180,8 @@ async function main(): Promise<void> {
         await redis.ping();
         return { ok: true, mode: 'redis' };
       },
+      // Runs only make progress while a worker polls the task queue: not ready without one.
+      workers: workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S),
     },
   });
   const port = await app.start(config.PORT, config.HOST);
@@ -165,9 +198,11 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 20_000).unref();
     await app.stop();
+    systemStatus.stop();
     await temporal.connection.close();
     redis?.disconnect();
     await pool.end();
+    await tracing.shutdown();
     logger.info('facade stopped');
     process.exit(0);
   };

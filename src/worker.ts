@@ -1,3 +1,5 @@
+// First: tracing instruments http and pg as they load, so it must start before anything imports them.
+import { tracing } from './telemetry/worker-tracing';
 import { Worker } from '@temporalio/worker';
 import { Pool } from 'pg';
 import { exitWithParent } from './runtime/exit-with-parent';
@@ -11,7 +13,7 @@ import { createInputChecker, createRunSlots } from './security';
 import { createLimitsRedis } from './security/redis-client';
 import { createClaimStore } from './storage/claim-store';
 import { connectClient, connectWorker } from './temporal/connection';
-import { createLogger, createRegistry, createRunMetrics, startMetricsServer } from './telemetry';
+import { createLogger, createRegistry, createRunMetrics, startMetricsServer, workerTracingOptions, installSdkMetrics, startAgentHealthChecks } from './telemetry';
 
 /**
  * The worker process: hosts the pipeline and backup workflows and the agent, security, audit and backup activities
@@ -52,8 +54,19 @@ async function main(): Promise<void> {
   const agents = createAgentRegistry(createBuiltinAgents({ trainFile: config.CLASSIFIER_TRAIN_FILE, cacheDir: config.modelCacheDir, llm }));
   // Train or load models before taking work, so the first run does not pay for it inside an activity timeout.
   for (const agent of agents.list()) await agent.health?.();
+  // From here on each agent's health() runs every AGENT_HEALTH_INTERVAL_MS, exported as agent_health{agent_name}.
+  const agentHealth = startAgentHealthChecks({
+    agents: agents.list(),
+    registry,
+    intervalMs: config.AGENT_HEALTH_INTERVAL_MS,
+    timeoutMs: config.AGENT_HEALTH_TIMEOUT_MS,
+    onChange: (agent, healthy, detail) => (healthy ? logger.info({ agent }, 'agent healthy') : logger.warn({ agent, err: detail }, 'agent health check failed')),
+  });
+  void agentHealth.checkNow();
 
   const metricsServer = await startMetricsServer(registry, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
+  // Before the first connection to Temporal: the SDK Runtime takes its telemetry settings once, when it is created.
+  const sdkMetrics = installSdkMetrics(config.WORKER_METRICS_HOST, config.WORKER_SDK_METRICS_PORT);
   const connection = await connectWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
   // Runs free their concurrency slot (taken by the facade) when they end; without Redis the facade does it itself.
   const redis = config.REDIS_URL ? createLimitsRedis(config.REDIS_URL) : undefined;
@@ -76,6 +89,8 @@ async function main(): Promise<void> {
       slots: redis ? createRunSlots(redis) : undefined,
     }),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+    // Tracing interceptors and the workflow span sink, installed whether or not spans are exported (determinism).
+    ...workerTracingOptions(tracing),
   });
 
   // The backup Schedule: registered (or brought in line with BACKUP_SCHEDULE) by every worker at start, idempotently.
@@ -99,6 +114,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight activities');
+    agentHealth.stop();
     worker.shutdown();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -106,7 +122,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, metricsPort: metricsServer.port, agents: agents.list().map((a) => a.name) },
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, metricsPort: metricsServer.port, sdkMetrics: sdkMetrics ?? 'off', agents: agents.list().map((a) => a.name) },
     'worker ready',
   );
   await worker.run();
@@ -114,6 +130,7 @@ async function main(): Promise<void> {
   redis?.disconnect();
   await pool.end();
   await metricsServer.close();
+  await tracing.shutdown();
   logger.info('worker stopped');
 }
 

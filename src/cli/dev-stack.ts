@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
 import type { EmbeddedDatabase } from '../audit/embedded-postgres';
 import { loadOrCreateDevKeyRing } from '../codec';
 import type { Config } from '../config';
@@ -22,6 +23,11 @@ export interface StackOptions {
   embeddedPgPort?: number;
   /** Extra environment for the worker and facade processes. */
   env?: Record<string, string>;
+  /**
+   * Serve the local language model when LLM_BASE_URL is unset. Turn it off for pipelines without `llm` stages; the
+   * worker then starts its own model server only if an `llm` stage ever runs. @default true
+   */
+  llm?: boolean;
 }
 
 export interface Stack {
@@ -50,7 +56,8 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess, logFile?: string) {
+/** Polls `check` every 300 ms until it answers true; fails early if `child` exits, or after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess, logFile?: string) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child && child.exitCode !== null) {
@@ -62,7 +69,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${what} did not become ready within ${Math.round(timeoutMs / 1000)} s${logFile ? `; see ${logFile}` : ''}`);
 }
 
-function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs` (ms); resolves once the child has exited. */
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   return new Promise((resolveStop) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -75,6 +83,52 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
 }
 
 const facadePortFor = (opts: StackOptions) => opts.facadePort ?? opts.config.PORT;
+
+/** Port of the embedded PostgreSQL when DATABASE_URL is unset. */
+export const EMBEDDED_PG_PORT = 54329;
+
+/** What was thrown, as text: embedded-postgres rejects with `undefined` or a string when postgres exits early. */
+export function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (err === undefined || err === null) return 'postgres exited while starting and gave no reason';
+  if (typeof err === 'string') return err.trim() || 'no reason given';
+  return inspect(err, { depth: 2, breakLength: Infinity });
+}
+
+/** The error `agentry demo` prints when the embedded PostgreSQL cannot start: where, why, and the two ways out. */
+export function embeddedPostgresError(err: unknown, where: { port: number; dataDir: string; portInUse: boolean }): Error {
+  const cause = where.portInUse
+    ? `port ${where.port} is already in use`
+    : `${describeThrown(err)}. Common causes: port ${where.port} taken by another program, another PostgreSQL still running on the data folder ${where.dataDir} (see its postmaster.pid), or a damaged data folder`;
+  return new Error(
+    `the embedded PostgreSQL could not start on 127.0.0.1:${where.port} with its data in ${where.dataDir}: ${cause}. ` +
+      `Free port ${where.port} (stop what holds it; an earlier demo may still be running), or set DATABASE_URL to use a PostgreSQL of your own.`,
+    { cause: err },
+  );
+}
+
+/**
+ * Starts the embedded PostgreSQL (data in `{stateDir}/postgres`). Checks the port first; any failure, whatever
+ * embedded-postgres threw, becomes an Error that names the port, the data folder and what to do.
+ */
+export async function startEmbeddedDatabase(opts: { stateDir: string; port: number; log: (line: string) => void }): Promise<EmbeddedDatabase> {
+  const where = { port: opts.port, dataDir: join(opts.stateDir, 'postgres') };
+  if (await portOpen('127.0.0.1', opts.port)) throw embeddedPostgresError(undefined, { ...where, portInUse: true });
+  try {
+    // Loaded only when needed: the package is ESM and large. On import it installs exit and signal hooks that
+    // call process.exit() on SIGINT/SIGTERM/beforeExit, which would cut our own orderly stop short and override
+    // the exit code; this stack stops the database itself, so those hooks are removed again.
+    const hooked = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as NodeJS.Signals[];
+    const before = new Map(hooked.map((e) => [e, process.listeners(e)]));
+    const { startEmbeddedPostgres } = await import('../audit/embedded-postgres');
+    for (const e of hooked) {
+      for (const l of process.listeners(e)) if (!before.get(e)?.includes(l)) process.off(e, l);
+    }
+    return await startEmbeddedPostgres({ stateDir: opts.stateDir, port: opts.port, log: opts.log });
+  } catch (err) {
+    throw embeddedPostgresError(err, { ...where, portInUse: false });
+  }
+}
 
 /**
  * Starts, or reuses through configuration, every part of a one-machine stack: the Temporal dev server (SQLite
@@ -153,16 +207,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log('PostgreSQL: using DATABASE_URL');
     } else {
       log('PostgreSQL: DATABASE_URL unset, starting an embedded PostgreSQL');
-      // Loaded only when needed: the package is ESM and large. On import it installs exit and signal hooks that
-      // call process.exit() on SIGINT/SIGTERM/beforeExit, which would cut our own orderly stop short and override
-      // the exit code; this stack stops the database itself, so those hooks are removed again.
-      const hooked = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as NodeJS.Signals[];
-      const before = new Map(hooked.map((e) => [e, process.listeners(e)]));
-      const { startEmbeddedPostgres } = await import('../audit/embedded-postgres');
-      for (const e of hooked) {
-        for (const l of process.listeners(e)) if (!before.get(e)?.includes(l)) process.off(e, l);
-      }
-      embedded = await startEmbeddedPostgres({ stateDir, port: opts.embeddedPgPort ?? 54329, log });
+      embedded = await startEmbeddedDatabase({ stateDir, port: opts.embeddedPgPort ?? EMBEDDED_PG_PORT, log });
       databaseUrl = embedded.url;
       started.push('postgres');
     }
@@ -173,6 +218,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     let llmBaseUrl = config.LLM_BASE_URL;
     if (llmBaseUrl) {
       log(`LLM: using LLM_BASE_URL (model ${config.LLM_MODEL})`);
+    } else if (opts.llm === false) {
+      log('LLM: no local model server (not needed by these pipelines)');
     } else {
       const modelPath = resolveLocalModel({ explicitPath: config.LLM_LOCAL_MODEL_PATH, log });
       if (config.LLM_LOCAL_PORT !== 0 && (await portOpen(config.LLM_LOCAL_HOST, config.LLM_LOCAL_PORT))) {
@@ -217,9 +264,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     for (const [what, port] of [
       ['the facade', facadePort],
       ['the worker metrics endpoint', config.WORKER_METRICS_PORT],
+      ['the worker SDK metrics endpoint', config.WORKER_SDK_METRICS_PORT === 'off' ? 0 : config.WORKER_SDK_METRICS_PORT],
     ] as const) {
       if (port !== 0 && (await portOpen('127.0.0.1', port))) {
-        throw new Error(`port ${port} (${what}) is already in use: stop what holds it, or choose another port (--port for the facade, WORKER_METRICS_PORT for the worker).`);
+        throw new Error(`port ${port} (${what}) is already in use: stop what holds it, or choose another port (--port for the facade, WORKER_METRICS_PORT and WORKER_SDK_METRICS_PORT for the worker).`);
       }
     }
     const spawnProcess = (name: string, entry: string) => {
@@ -249,7 +297,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       jwtSecret,
       logsDir,
       started,
-      llm: { baseUrl: llmBaseUrl, model: config.LLM_BASE_URL ? config.LLM_MODEL : LOCAL_MODEL_NAME, local: !config.LLM_BASE_URL },
+      llm: { baseUrl: llmBaseUrl ?? '', model: config.LLM_BASE_URL ? config.LLM_MODEL : LOCAL_MODEL_NAME, local: !config.LLM_BASE_URL && opts.llm !== false },
       stop,
     };
   } catch (err) {

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { KeyRingError, parseKeyRing } from '../codec';
+import { DEFAULT_STATUS_THRESHOLDS, type StatusThresholds } from '../facade/system-status';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -27,6 +29,34 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 const wholeNumber = z.string().regex(/^\d{1,15}$/, 'expected a whole number').transform(Number);
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** Which proxies the facade believes about the client address: none, the nearest `n` hops, or these addresses. */
+export type TrustProxy = false | number | string[];
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY text to Express's `trust proxy` value, or a message saying what is wrong with it. */
+function parseTrustProxy(text: string): TrustProxy | string {
+  const value = text.trim().toLowerCase();
+  if (value === 'off' || value === 'false') return false;
+  if (value === 'true' || value === '*') return 'trusting every hop lets any caller choose its address: name the proxies (addresses, CIDR ranges, loopback) or a hop count';
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return hops >= 1 && hops <= 10 ? hops : 'expected a hop count from 1 to 10, off, or proxy addresses';
+  }
+  const entries = value.split(',').map((e) => e.trim());
+  for (const entry of entries) {
+    if (PROXY_NAMES.has(entry)) continue;
+    const [address, prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (!family || extra !== undefined || !prefixOk) {
+      return `"${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal (expected off, a hop count or a comma-separated list)`;
+    }
+  }
+  return entries;
+}
+
 /**
  * Every setting the processes read, parsed once at start-up. Each key names its environment variable, default
  * and unit. Nothing else in the code reads `process.env`. Never log the parsed object: it holds secrets.
@@ -36,6 +66,16 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** LOG_LEVEL: pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP address of a trace collector (Jaeger, the OpenTelemetry Collector), such as
+   * `http://jaeger:4318`; spans are posted to `{endpoint}/v1/traces`. Unset: tracing is off, nothing is instrumented.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .string()
+    .refine((v) => /^https?:\/\/[^/\s]/.test(v) && URL.canParse(v), 'expected an http:// or https:// URL')
+    .optional(),
+  /** OTEL_EXPORTER_OTLP_PROTOCOL: encoding of exported spans, `http/protobuf` or `http/json` (gRPC is not offered). @default http/protobuf */
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json'], { error: 'expected http/protobuf or http/json' }).default('http/protobuf'),
   /** HOST: address the facade binds. @default 127.0.0.1 */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** PORT: facade HTTP port; 0 picks a free one. @default 3000 */
@@ -96,6 +136,11 @@ const schema = z.object({
     .transform(Number)
     .pipe(z.number().min(0).max(300, 'expected a number of seconds from 0 to 300'))
     .default(5),
+  /**
+   * JWT_MAX_TOKEN_LIFETIME_S: longest lifetime (`exp - iat`) a bearer token may declare; tokens without `exp` or
+   * `iat`, or with `iat` in the future, are refused too. @default 86400 @format seconds, 60..2592000 (30 days)
+   */
+  JWT_MAX_TOKEN_LIFETIME_S: wholeNumber.pipe(z.number().int().min(60).max(2_592_000, 'expected at most 2592000 seconds (30 days)')).default(86_400),
   /** RATE_LIMIT_PER_MINUTE: requests per subject per minute. @default 600 */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** TENANT_RATE_LIMIT_PER_MINUTE: requests per tenant per minute, every subject of the tenant together. @default 6000 */
@@ -112,8 +157,34 @@ const schema = z.object({
   IDS_BLOCK_S: wholeNumber.pipe(z.number().int().min(1).max(86_400)).default(300),
   /** IDS_EXEMPT_LOOPBACK: never block loopback client addresses (subjects still are). @default true */
   IDS_EXEMPT_LOOPBACK: bool.default(true),
+  /**
+   * TRUST_PROXY: the reverse proxies in front of the facade whose `X-Forwarded-For` names the client address that
+   * audit events, rate limits and the intrusion detector use. `off`, a hop count (1..10), or a comma-separated list
+   * of proxy addresses, CIDR ranges and the names `loopback`, `linklocal`, `uniquelocal`. Off, the client address is
+   * the connection's peer and the header is ignored, so callers cannot choose their own address. @default off
+   */
+  TRUST_PROXY: z
+    .string()
+    .default('off')
+    .transform((v, ctx) => {
+      const trust = parseTrustProxy(v);
+      if (typeof trust === 'string') {
+        ctx.addIssue({ code: 'custom', message: trust });
+        return z.NEVER;
+      }
+      return trust;
+    }),
   /** BODY_LIMIT_BYTES: largest accepted request body. @default 262144 @format bytes */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+  /** HTTP_HEADERS_TIMEOUT_MS: longest time a client may take to send a request's line and headers (slow senders). @default 20000 @format ms, 1000..300000 */
+  HTTP_HEADERS_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(1000).max(300_000)).default(20_000),
+  /**
+   * HTTP_REQUEST_TIMEOUT_MS: longest time a client may take to send a whole request, body included; at least
+   * HTTP_HEADERS_TIMEOUT_MS. Receiving only: streamed responses (run events) are not cut by it. @default 60000 @format ms, 1000..3600000
+   */
+  HTTP_REQUEST_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(1000).max(3_600_000)).default(60_000),
+  /** HTTP_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection stays open; keep it above a proxy's idle timeout (nginx: 60 s). @default 65000 @format ms, 1000..600000 */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(1000).max(600_000)).default(65_000),
   /** PIPELINES_DIR: folder of pipeline definitions (YAML or JSON). @default src/pipelines/definitions */
   PIPELINES_DIR: z.string().min(1).default(resolve(ROOT, 'src/pipelines/definitions')),
   /** CLASSIFIER_TRAIN_FILE: labelled CSV (`text,category`) the intent classifier trains from. @default src/demo/train.csv */
@@ -128,6 +199,54 @@ const schema = z.object({
   STAGE_OUTPUT_INLINE_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  /**
+   * WORKER_SDK_METRICS_PORT: port of the Temporal SDK's own Prometheus exporter in the worker (task slots, pollers,
+   * schedule-to-start latency), bound on WORKER_METRICS_HOST apart from the process's /metrics; `off` turns it off.
+   * @default 9465
+   */
+  WORKER_SDK_METRICS_PORT: z
+    .union([z.literal('off'), wholeNumber.pipe(z.number().int().min(1).max(65535))], { error: 'expected a port from 1 to 65535, or off' })
+    .default(9465),
+  /** AGENT_HEALTH_INTERVAL_MS: how often the worker runs each agent's health check (gauge agent_health). @default 30000 @format ms */
+  AGENT_HEALTH_INTERVAL_MS: wholeNumber.pipe(z.number().int().min(1000).max(3_600_000)).default(30_000),
+  /** AGENT_HEALTH_TIMEOUT_MS: longest one agent health check may take before it counts as failed. @default 5000 @format ms */
+  AGENT_HEALTH_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(100).max(600_000)).default(5000),
+  /**
+   * READY_WORKER_POLL_MAX_AGE_S: the facade's /ready wants a worker that polled the task queue (workflow and activity
+   * tasks) within this time. Idle workers renew their long polls about once a minute. @default 120 @format seconds
+   */
+  READY_WORKER_POLL_MAX_AGE_S: wholeNumber.pipe(z.number().int().min(5).max(3600)).default(120),
+  /**
+   * STATUS_THRESHOLDS: levels of `GET /v1/system/status`, as JSON overriding any of the defaults, e.g.
+   * `{"approvalAgeSeconds": {"warning": 3600}}`. Keys: cpuCores, memoryBytes, httpErrorRatio (0..1),
+   * runTimeP95Seconds, taskQueueBacklog, approvalAgeSeconds; each `{"warning": n, "critical": n}`.
+   * @default warning/critical: cpuCores 0.8/0.95, memoryBytes 768/900 MiB, httpErrorRatio 0.01/0.05,
+   * runTimeP95Seconds 900/3600, taskQueueBacklog 100/1000, approvalAgeSeconds 14400/86400
+   */
+  STATUS_THRESHOLDS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected JSON such as {"approvalAgeSeconds": {"warning": 3600}}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.strictObject(
+        Object.fromEntries(
+          Object.keys(DEFAULT_STATUS_THRESHOLDS).map((k) => [k, z.strictObject({ warning: z.number().min(0).optional(), critical: z.number().min(0).optional() }).optional()]),
+        ) as Record<keyof StatusThresholds, z.ZodOptional<z.ZodObject<{ warning: z.ZodOptional<z.ZodNumber>; critical: z.ZodOptional<z.ZodNumber> }>>>,
+        { error: `expected an object with some of the keys ${Object.keys(DEFAULT_STATUS_THRESHOLDS).join(', ')}, each {"warning": n, "critical": n}` },
+      ),
+    )
+    .transform((given) => {
+      const merged = { ...DEFAULT_STATUS_THRESHOLDS };
+      for (const key of Object.keys(merged) as (keyof StatusThresholds)[]) merged[key] = { ...merged[key], ...given[key] };
+      return merged;
+    })
+    .default(DEFAULT_STATUS_THRESHOLDS),
   /**
    * PAYLOAD_KEYS: AES-256-GCM keys for everything stored in Temporal, as comma-separated `id:base64` entries, each key
    * 32 random bytes (`openssl rand -base64 32`). The first encrypts; all of them decrypt, so rotation is: put the new
@@ -277,6 +396,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(parsed.error.issues.map((i) => ({ key: String(i.path[0] ?? '?'), message: i.message })));
   }
   const cfg = parsed.data;
+  // Node refuses to create a server whose header timeout exceeds its request timeout.
+  if (cfg.HTTP_HEADERS_TIMEOUT_MS > cfg.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError([{ key: 'HTTP_HEADERS_TIMEOUT_MS', message: `must not exceed HTTP_REQUEST_TIMEOUT_MS (${cfg.HTTP_REQUEST_TIMEOUT_MS})` }]);
+  }
   const stateDir = resolve(cfg.AGENTRY_STATE_DIR);
   return { ...cfg, stateDir, modelCacheDir: resolve(stateDir, 'models'), backupDir: resolve(cfg.BACKUP_DIR ?? resolve(stateDir, 'backups')) };
 }

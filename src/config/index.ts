@@ -1,1 +1,1 @@
-export { loadConfig, requireKeys, requirePayloadKeys, ConfigError, JWT_ALGORITHMS, type Config, type JwtAlgorithm } from './config';
+export { loadConfig, requireKeys, requirePayloadKeys, ConfigError, JWT_ALGORITHMS, type Config, type JwtAlgorithm, type TrustProxy } from './config';

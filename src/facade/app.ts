@@ -1,29 +1,33 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
 import type { AuditStore } from '../audit';
+import type { TrustProxy } from '../config';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
-import type { HttpMetrics, Logger } from '../telemetry';
+import { routeSpanNames, type HttpMetrics, type Logger } from '../telemetry';
 import type { createAuthenticator } from './auth';
 import { bodyGuard, rejectInvalidUtf8 } from './body-guard';
 import { createCodecRoutes, type CodecRouteOptions } from './codec-routes';
+import { clientErrorHandler, connectionsCheckingIntervalMs, DEFAULT_SERVER_TIMEOUTS, type ServerTimeouts } from './client-error';
 import { createAuditRoutes, type AuditReader } from './audit-routes';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 import type { IntrusionGuard } from './intrusion-guard';
 import type { RequestLimiter } from './limiter';
 import type { RunAdmission } from './run-admission';
-import { buildOpenApi } from './openapi';
+import { buildOpenApi, methodNotAllowed } from './openapi';
 import { createRunControlRoutes } from './run-control-routes';
 import { createRunEventsRoutes, type RunEventsOptions } from './run-events-routes';
 import { createRunRoutes } from './run-routes';
 import { createSecurityAudit } from './security-audit';
 import { createPipelineRoutes } from './pipeline-routes';
+import { createSystemStatusRoutes } from './system-status-routes';
+import type { SystemStatusSource } from './system-status-source';
 
 export interface AppDeps {
   logger: Logger;
@@ -45,12 +49,18 @@ export interface AppDeps {
   auditReader?: AuditReader;
   /** Timings of `GET /v1/runs/:pipeline/:id/events`; the defaults suit production. */
   runEvents?: RunEventsOptions;
+  /** Header, request and keep-alive time limits of the HTTP server. @default DEFAULT_SERVER_TIMEOUTS */
+  serverTimeouts?: Partial<ServerTimeouts>;
   /** Blocks callers that keep failing authentication or authorisation; off when absent. */
   intrusion?: IntrusionGuard;
   /** Concurrency caps on active runs (tenant, pipeline); starts are not capped when absent. */
   admission?: RunAdmission;
   /** The codec server for the Web UI (`POST /codec/decode`, `/codec/encode`); not mounted when absent. */
   codec?: CodecRouteOptions;
+  /** Proxies whose `X-Forwarded-For` gives the client address (TRUST_PROXY). @default false: the connection's peer */
+  trustProxy?: TrustProxy;
+  /** Measures and judges `GET /v1/system/status` (operators and admins); not mounted when absent. */
+  systemStatus?: SystemStatusSource;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -87,14 +97,17 @@ export function createApp(deps: AppDeps) {
   const app = express();
   const routeDeps = { ...deps, metrics: deps.httpMetrics };
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  // The client address (audit, limits, intrusion detector) comes from X-Forwarded-For only via configured proxies.
+  app.set('trust proxy', deps.trustProxy ?? false);
   app.set('query parser', 'simple');
-  app.use(requestId, httpMetrics(deps.httpMetrics), helmet());
+  app.use(requestId, httpMetrics(deps.httpMetrics), routeSpanNames(), helmet());
   app.use(createHealthRoutes({ checks: deps.readiness, registry: deps.registry, isDraining: () => draining }));
   const openapi = buildOpenApi({ version: deps.version, pipelines: deps.pipelines.list().map((p) => p.definition.name) });
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+  // A method the description does not list on a path it describes is 405, not 404.
+  app.use(methodNotAllowed(openapi));
   // Blocked client addresses are refused before anything else runs; probes and the description stay open.
   if (deps.intrusion) app.use(deps.intrusion.screenAddress);
   if (deps.codec) app.use('/codec', createCodecRoutes({ ...deps.codec, auth: deps.auth }));
@@ -119,17 +132,44 @@ export function createApp(deps: AppDeps) {
     }),
   );
   if (deps.auditReader) app.use(createAuditRoutes({ audit: deps.auditReader, pipelines: deps.pipelines }));
+  if (deps.systemStatus) app.use(createSystemStatusRoutes({ status: deps.systemStatus }));
   app.use(notFoundHandler());
   if (deps.intrusion) app.use(deps.intrusion.observe);
   app.use(errorHandler(deps.logger));
 
   let server: Server | undefined;
+  /** Responses not yet sent in full: the drain waits for them, then closes their connections. */
+  const inFlight = new Set<ServerResponse>();
   return {
     app,
     /** Listens on `port` (0 picks a free one) and resolves with the bound port. */
     start(port: number, host: string): Promise<number> {
+      const timeouts: ServerTimeouts = { ...DEFAULT_SERVER_TIMEOUTS, ...deps.serverTimeouts };
       return new Promise((resolve, reject) => {
-        server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve((server!.address() as AddressInfo).port)));
+        // The header and request timeouts bound receiving a request only (slow senders); responses that stream,
+        // such as run event streams, are not cut by them.
+        const http = createServer(
+          {
+            headersTimeout: timeouts.headersTimeoutMs,
+            requestTimeout: timeouts.requestTimeoutMs,
+            connectionsCheckingInterval: connectionsCheckingIntervalMs(timeouts),
+          },
+          app,
+        );
+        http.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+        // Requests Node's parser refuses never reach Express: answer them as problem+json too.
+        http.on('clientError', clientErrorHandler(deps.logger));
+        http.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+          inFlight.add(res);
+          res.once('close', () => inFlight.delete(res));
+          // A request that arrives on a kept-alive connection during the drain is answered, then its connection closed.
+          if (draining) res.setHeader('Connection', 'close');
+        });
+        http.once('error', reject);
+        server = http.listen(port, host, () => {
+          http.off('error', reject);
+          resolve((http.address() as AddressInfo).port);
+        });
       });
     },
     /** Stops taking connections, ends open event streams (clients resume elsewhere) and lets in-flight requests finish. */
@@ -138,8 +178,15 @@ export function createApp(deps: AppDeps) {
       shutdown.abort();
       return new Promise((resolve) => {
         if (!server) return resolve();
-        server.close(() => resolve());
-        server.closeIdleConnections();
+        const http = server;
+        http.close(() => resolve());
+        http.closeIdleConnections();
+        // A kept-alive connection would otherwise outlive its last answer and hold the close until the keep-alive
+        // timeout: answer with `Connection: close`, or (headers already sent) close it once it falls idle.
+        for (const res of inFlight) {
+          if (!res.headersSent) res.setHeader('Connection', 'close');
+          else res.once('finish', () => setImmediate(() => http.closeIdleConnections()));
+        }
       });
     },
   };

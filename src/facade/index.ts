@@ -7,3 +7,4 @@ export { createLimitFailurePolicy, type LimitFailurePolicy, type LimitCheck } fr
 export { createIntrusionGuard, type IntrusionGuard } from './intrusion-guard';
 export { createRunAdmission, type RunAdmission, type RunSlotTicket } from './run-admission';
 export { createSecurityEvents, SYSTEM_TENANT, type SecurityEvents } from './security-audit';
+export { createSystemStatusSource, type SystemStatusSource } from './system-status-source';

@@ -1,4 +1,6 @@
 import { AUDIT_EVENT_TYPES } from '../contracts';
+import type { RequestHandler } from 'express';
+import { AppError } from './errors';
 
 /**
  * The facade's OpenAPI 3.1 description, served at `/openapi.json`. Kept beside the routes it describes; the e2e
@@ -8,13 +10,17 @@ const problem = {
   description: 'Problem details (RFC 9457)',
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 };
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), problem]));
+// 431 (request line and headers over the server's limit) can answer any operation, so every one documents it.
+const errors = (...codes: number[]) => Object.fromEntries([...codes, 431].map((c) => [String(c), problem]));
 const runPath = [
   { name: 'pipeline', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
   { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
 ];
 const json = (schema: Record<string, unknown>) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+// Protobuf JSON bytes: the standard or the URL-safe alphabet, padded or not (src/codec/payload-json.ts).
+const base64 = { type: 'string', contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/_-]*={0,2}$' };
+const auditTypes = AUDIT_EVENT_TYPES.map((t) => t.replaceAll('.', '\\.')).join('|');
 const stageStatuses = ['pending', 'running', 'awaiting-approval', 'completed', 'skipped', 'failed', 'cancelled'];
 const runStatuses = ['running', 'awaiting-approval', 'completed', 'failed', 'cancelled'];
 
@@ -44,10 +50,13 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
         },
         StageState: {
           type: 'object',
-          required: ['name', 'agent', 'status', 'attempts'],
+          required: ['name', 'kind', 'status', 'attempts'],
           properties: {
             name: { type: 'string' },
-            agent: { type: 'string' },
+            kind: { enum: ['agent', 'approval', 'parallel'] },
+            agent: { type: 'string', description: 'The agent an agent stage runs; absent for approval and parallel stages' },
+            group: { type: 'string', description: 'The parallel group an agent stage belongs to' },
+            compensation: { type: 'boolean' },
             status: { enum: stageStatuses },
             attempts: { type: 'integer' },
             startedAt: { type: 'number' },
@@ -55,6 +64,38 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             output: {},
             error: { type: 'object' },
             usage: ref('StageUsage'),
+          },
+        },
+        SystemStatus: {
+          type: 'object',
+          required: ['status', 'checkedAt', 'issues', 'thresholds'],
+          properties: {
+            status: { enum: ['ok', 'info', 'warning', 'critical'], description: 'The worst severity among the issues' },
+            checkedAt: { type: 'string', format: 'date-time' },
+            issues: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'severity', 'summary', 'value', 'threshold', 'recommendation'],
+                properties: {
+                  id: { type: 'string', description: 'Stable per condition, e.g. `memory` or `approval-backlog:support-triage`' },
+                  severity: { enum: ['info', 'warning', 'critical'] },
+                  summary: { type: 'string' },
+                  value: { type: ['number', 'null'], description: 'The measured value, in the unit of the threshold' },
+                  threshold: { type: ['number', 'null'], description: 'The level it crossed' },
+                  recommendation: { type: 'string' },
+                },
+              },
+            },
+            thresholds: {
+              type: 'object',
+              description: 'The levels in force (STATUS_THRESHOLDS over the defaults)',
+              additionalProperties: {
+                type: 'object',
+                required: ['warning', 'critical'],
+                properties: { warning: { type: 'number' }, critical: { type: 'number' } },
+              },
+            },
           },
         },
         StageUsage: {
@@ -152,9 +193,11 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
               type: 'array',
               items: {
                 type: 'object',
+                additionalProperties: false,
                 properties: {
-                  metadata: { type: 'object', additionalProperties: { type: 'string', contentEncoding: 'base64' } },
-                  data: { type: 'string', contentEncoding: 'base64' },
+                  // Protobuf JSON reads null as the field's default (no metadata, empty data).
+                  metadata: { type: ['object', 'null'], additionalProperties: base64 },
+                  data: { ...base64, type: ['string', 'null'] },
                 },
               },
             },
@@ -253,7 +296,12 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             { name: 'pipeline', in: 'query', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } },
             { name: 'status', in: 'query', schema: { enum: runStatuses } },
             { name: 'pageSize', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200 } },
-            { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 4096 } },
+            {
+              name: 'cursor',
+              in: 'query',
+              description: 'The `nextCursor` of a previous page of the same listing (same filters, same tenant); anything else is 400',
+              schema: { type: 'string', maxLength: 4096, pattern: '^[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]+$' },
+            },
           ],
           responses: {
             '200': {
@@ -359,7 +407,16 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
               description: 'Event stream',
               content: {
                 'text/event-stream': {
-                  schema: { type: 'string', description: 'SSE frames; the `data` of `transition` events is a Transition' },
+                  // One object per event, as SSE parsers hand them over.
+                  schema: {
+                    type: 'object',
+                    required: ['data'],
+                    properties: {
+                      event: { enum: ['transition', 'end'] },
+                      id: { type: 'string', pattern: '^[0-9]{1,15}$' },
+                      data: { type: 'string', contentMediaType: 'application/json', description: 'A Transition (`transition`) or the closing summary (`end`)' },
+                    },
+                  },
                   'x-event-data': ref('Transition'),
                 },
               },
@@ -408,7 +465,12 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           parameters: [
             { name: 'run', in: 'query', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}/[A-Za-z0-9_-]{1,64}$' } },
             { name: 'actor', in: 'query', schema: { type: 'string', minLength: 1, maxLength: 256 } },
-            { name: 'type', in: 'query', description: 'One type or a comma list', schema: { type: 'string' } },
+            {
+              name: 'type',
+              in: 'query',
+              description: 'One type or a comma list',
+              schema: { type: 'string', pattern: `^(${auditTypes})( *, *(${auditTypes})){0,${AUDIT_EVENT_TYPES.length - 1}}$` },
+            },
             { name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } },
             { name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } },
             { name: 'cursor', in: 'query', schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
@@ -437,10 +499,24 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
           },
         },
       },
+      '/v1/system/status': {
+        get: {
+          summary: 'Current issues of the installation',
+          description:
+            'Needs the role `operator` or `admin`. Judges CPU and memory of this facade, its API error ratio (5xx), the ' +
+            'p95 run time of each pipeline over the last hour, the task-queue backlog and pollers, and the approval ' +
+            'backlog, against the levels in STATUS_THRESHOLDS. Only conditions past a level are listed, worst first. ' +
+            'Problem codes: 403 `forbidden`.',
+          responses: {
+            '200': { description: 'The issues, worst first', content: json(ref('SystemStatus')) },
+            ...errors(401, 403, 429, 503),
+          },
+        },
+      },
       '/health': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'Alive' } } } },
       '/ready': {
         get: {
-          summary: 'Readiness of Temporal, PostgreSQL and the limiter store',
+          summary: 'Readiness of Temporal, PostgreSQL, the limiter store and of workers polling the task queue',
           security: [],
           responses: { '200': { description: 'Ready' }, ...errors(503) },
         },
@@ -448,5 +524,28 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
       '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Metrics', content: { 'text/plain': {} } } } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI document' } } } },
     },
+  };
+}
+
+/**
+ * Answers 405 (with `Allow`) for a method the description does not list on a path it does describe, instead of
+ * the 404 a missing route would give. OPTIONS passes through (CORS preflights of the codec routes).
+ */
+export function methodNotAllowed(doc: { paths: Record<string, object> }): RequestHandler {
+  const routes = Object.entries(doc.paths).map(([template, ops]) => {
+    const methods = Object.keys(ops).map((m) => m.toUpperCase());
+    if (methods.includes('GET')) methods.push('HEAD');
+    const pattern = template.split(/\{[^}]+\}/).map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('[^/]+');
+    return { re: new RegExp(`^${pattern}$`), methods };
+  });
+  return (req, _res, next) => {
+    if (req.method === 'OPTIONS') return next();
+    const allowed = routes.filter((r) => r.re.test(req.path)).flatMap((r) => r.methods);
+    if (allowed.length === 0 || allowed.includes(req.method)) return next();
+    next(
+      new AppError(405, 'method_not_allowed', 'Method not allowed', `${req.method} is not allowed here; use ${allowed.join(', ')}`, {}, {
+        Allow: allowed.join(', '),
+      }),
+    );
   };
 }

@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 
 /**
@@ -30,6 +31,16 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
+/**
+ * `trace_id` and `span_id` of the span active where the line is logged (an HTTP request, an activity attempt), so a
+ * log line leads to its trace. Nothing when tracing is off or no span is active.
+ */
+export function traceFields(): { trace_id?: string; span_id?: string } {
+  const context = trace.getActiveSpan()?.spanContext();
+  if (!context || !isSpanContextValid(context)) return {};
+  return { trace_id: context.traceId, span_id: context.spanId };
+}
+
 export function createLogger(opts: { level: string; name: string; destination?: pino.DestinationStream }): Logger {
   return pino(
     {
@@ -37,6 +48,7 @@ export function createLogger(opts: { level: string; name: string; destination?: 
       level: opts.level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { service: opts.name },
+      mixin: traceFields,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 
@@ -29,12 +29,14 @@ export interface ClientTarget extends TemporalTarget {
    * and decrypts what it reads, like the workers do. @default the SDK's plain JSON conversion
    */
   dataConverter?: DataConverter;
+  /** Client interceptors, such as the tracing ones that carry the trace into each workflow it starts. @default none */
+  interceptors?: ClientInterceptors;
 }
 
 /** A client connection, retried while the server comes up (processes may start before Temporal does). */
 export async function connectClient(target: ClientTarget, deadlineMs = 60_000): Promise<Client> {
   const connection = await withRetry(`Temporal at ${target.address}`, () => Connection.connect({ address: target.address }), deadlineMs);
-  return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter });
+  return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter, interceptors: target.interceptors });
 }
 
 /** The worker's native connection, retried the same way. */

@@ -27,13 +27,15 @@ export interface Service {
 
 /**
  * Runs one of the project's entry files (`src/server.ts`, `src/worker.ts`) as a real process. PAYLOAD_KEYS defaults
- * to the test key ring, so the processes and the test's own `env.client` read each other's payloads.
+ * to the test key ring, so the processes and the test's own `env.client` read each other's payloads. The worker's
+ * Temporal SDK metrics exporter is off (`WORKER_SDK_METRICS_PORT`) unless `env` names a port.
  */
 export function spawnService(entry: string, env: Record<string, string>): Service {
   let out = '';
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, entry)], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', PAYLOAD_KEYS: TEST_PAYLOAD_KEYS, ...env },
+    // The SDK metrics exporter is off unless a test asks for it: its fixed default port would clash between workers.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', PAYLOAD_KEYS: TEST_PAYLOAD_KEYS, WORKER_SDK_METRICS_PORT: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -43,7 +45,8 @@ export function spawnService(entry: string, env: Record<string, string>): Servic
     output: () => out,
     stop(signal = 'SIGTERM') {
       return new Promise((resolveStop) => {
-        if (child.exitCode !== null) return resolveStop(child.exitCode);
+        // Already gone (also when a signal ended it: no second 'exit' will come).
+        if (child.exitCode !== null || child.signalCode !== null) return resolveStop(child.exitCode);
         const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
         child.once('exit', (code) => {
           clearTimeout(kill);
@@ -71,4 +74,17 @@ export async function waitForHttp(url: string, service: Service, timeoutMs = 90_
   ).catch((err) => {
     throw new Error(`${(err as Error).message}\n--- process output ---\n${service.output()}`);
   });
+}
+
+/**
+ * Waits for the process to exit on its own (after a signal the test sent, or bad configuration) and answers its exit
+ * code (null when a signal ended it) and output; past the deadline it is killed and the wait fails.
+ */
+export async function exitOf(service: Service, timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
+  const exited = () => service.child.exitCode !== null || service.child.signalCode !== null;
+  await waitUntil('the process to exit', async () => (exited() ? true : undefined), timeoutMs, 50).catch(async (err: Error) => {
+    await service.stop('SIGKILL');
+    throw new Error(`${err.message}\n--- process output ---\n${service.output()}`);
+  });
+  return { code: service.child.exitCode, output: service.output() };
 }

@@ -16,14 +16,7 @@ ROOT=$PWD
 TOOLS=${AGENTRY_DEPLOY_TOOLS:-$ROOT/.tools/deploy-validate}
 V=$ROOT/deploy/validate
 
-# Debian (bookworm) packages whose binaries are used as they are: extracted, not installed, so no service starts.
-# promtool, nginx -t and shellcheck, in that order.
-PROMETHEUS_DEB=2.42.0+ds-5+deb12u1
-NGINX_DEB=1.22.1-9+deb12u11
-SHELLCHECK_DEB=0.9.0-1
-
 log() { printf '%s\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # ---- tools --------------------------------------------------------------------------------------------------------
 mkdir -p "$TOOLS"
@@ -56,34 +49,13 @@ if ! stamp_ok "$TOOLS/node/.stamp" "$node_stamp"; then
   echo "$node_stamp" > "$TOOLS/node/.stamp"
 fi
 
-apt_lists_fresh=0
-# deb NAME VERSION: extracts the package into $TOOLS/deb/NAME (the pinned version; if the archive no longer has
-# it, the current one, with a warning).
-deb() {
-  local name=$1 version=$2 dir=$TOOLS/deb/$1 tmp
-  if [ -f "$dir/.version" ]; then return 0; fi
-  tmp=$(mktemp -d)
-  log "fetching Debian package $name=$version"
-  if ! (cd "$tmp" && apt-get download "$name=$version" >/dev/null 2>&1); then
-    if [ "$apt_lists_fresh" -eq 0 ]; then
-      log "refreshing the package lists (apt-get update)"
-      as_root apt-get update -qq >/dev/null || true
-      apt_lists_fresh=1
-    fi
-    if ! (cd "$tmp" && apt-get download "$name=$version" >/dev/null 2>&1); then
-      log "WARNING: $name $version is not available here; using the archive's current version"
-      (cd "$tmp" && apt-get download "$name" >/dev/null 2>&1) || { rm -rf "$tmp"; log "cannot download $name"; return 1; }
-    fi
-  fi
-  rm -rf "$dir" && mkdir -p "$dir"
-  dpkg-deb -x "$tmp"/"$name"_*.deb "$dir"
-  dpkg-deb -f "$tmp"/"$name"_*.deb Version > "$dir/.version"
-  rm -rf "$tmp"
-}
+# Debian (bookworm) packages whose binaries are used as they are: extracted, not installed, so no service starts.
+# The pins live in .ci/debian-tool.sh, shared with `npm run setup`.
+deb() { bash "$ROOT/.ci/debian-tool.sh" "$1" "$TOOLS/deb"; }
 
-if command -v promtool >/dev/null 2>&1; then PROMTOOL=$(command -v promtool); else deb prometheus "$PROMETHEUS_DEB"; PROMTOOL=$TOOLS/deb/prometheus/usr/bin/promtool; fi
-if command -v nginx >/dev/null 2>&1; then NGINX=$(command -v nginx); else deb nginx "$NGINX_DEB"; NGINX=$TOOLS/deb/nginx/usr/sbin/nginx; fi
-if command -v shellcheck >/dev/null 2>&1; then SHELLCHECK=$(command -v shellcheck); else deb shellcheck "$SHELLCHECK_DEB"; SHELLCHECK=$TOOLS/deb/shellcheck/usr/bin/shellcheck; fi
+if command -v promtool >/dev/null 2>&1; then PROMTOOL=$(command -v promtool); else PROMTOOL=$(deb prometheus); fi
+if command -v nginx >/dev/null 2>&1; then NGINX=$(command -v nginx); else NGINX=$(deb nginx); fi
+if command -v shellcheck >/dev/null 2>&1; then SHELLCHECK=$(command -v shellcheck); else SHELLCHECK=$(deb shellcheck); fi
 KUBECTL=$TOOLS/venv/bin/kubectl
 
 log "promtool    $("$PROMTOOL" --version 2>&1 | head -1)"
@@ -175,7 +147,7 @@ check "Dockerfile lint (hadolint deploy/Dockerfile)" hadolint deploy/Dockerfile
 check "Dockerfile structure: base, npm ci, non-root, healthchecks, commands, no secrets, build context" \
   "$PY" "$V/check_dockerfile.py"
 scripts=(deploy/docker-entrypoint.sh deploy/postgres/init-roles.sh deploy/temporal/register-search-attributes.sh
-  deploy/secrets/generate.sh .ci/validate-deploy.sh)
+  deploy/secrets/generate.sh .ci/validate-deploy.sh .ci/debian-tool.sh)
 check "shell scripts (shellcheck)" "$SHELLCHECK" "${scripts[@]}"
 check "container health probe script (node --check deploy/healthcheck.mjs)" node --check deploy/healthcheck.mjs
 

@@ -193,7 +193,6 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
               type: 'array',
               items: {
                 type: 'object',
-                additionalProperties: false,
                 properties: {
                   // Protobuf JSON reads null as the field's default (no metadata, empty data).
                   metadata: { type: ['object', 'null'], additionalProperties: base64 },
@@ -399,8 +398,9 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             'comment every 15 s; a stream lasts at most an hour (reconnect to continue). Needs a role in `access.read`.',
           parameters: [
             ...runPath,
-            { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
-            { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+            // Empty means "from the first transition", as for a client that has seen none.
+            { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\s*([0-9]{1,15})?\\s*$' } },
+            { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: '^\\s*([0-9]{1,15})?\\s*$' } },
           ],
           responses: {
             '200': {

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
@@ -39,6 +39,32 @@ const listQuerySchema = z
     cursor: z.string().max(4096).optional(),
   })
   .strict();
+
+/**
+ * List cursors wrap Temporal's page token with a digest of the tenant and the query it belongs to:
+ * `<digest>.<token>`, both base64url. A cursor that was altered, made up, or taken from another tenant's or another
+ * filter's listing is refused as 400 before it reaches Temporal, which would otherwise retry it for seconds and
+ * fail. The tenant clause is part of the query, so even a forged token cannot list another tenant's runs.
+ */
+const CURSOR = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]+)$/;
+
+function cursorDigest(tenant: string, query: string, token: Uint8Array): Buffer {
+  return createHash('sha256').update(`${tenant}\n${query}\n`).update(token).digest().subarray(0, 16);
+}
+
+function encodeCursor(tenant: string, query: string, token: Uint8Array): string {
+  return `${cursorDigest(tenant, query, token).toString('base64url')}.${Buffer.from(token).toString('base64url')}`;
+}
+
+function decodeCursor(tenant: string, query: string, cursor: string): Uint8Array {
+  const parts = CURSOR.exec(cursor);
+  const token = parts ? Buffer.from(parts[2], 'base64url') : undefined;
+  const digest = parts ? Buffer.from(parts[1], 'base64url') : undefined;
+  if (!token || !digest || digest.length !== 16 || !timingSafeEqual(digest, cursorDigest(tenant, query, token))) {
+    throw new ValidationError('invalid cursor', [{ path: '/cursor', message: 'must be the nextCursor of a previous page of this listing, with the same filters' }]);
+  }
+  return token;
+}
 
 function zodProblems(err: z.ZodError) {
   return err.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
@@ -144,13 +170,11 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
     const readable = deps.pipelines.list().filter((p) => principal.roles.some((r) => p.definition.access.read.includes(r)));
     if (readable.length === 0) throw new ForbiddenError('no pipeline grants your roles read access');
     clauses.push(`${SA_PIPELINE.name} IN (${readable.map((p) => `'${p.definition.name}'`).join(', ')})`);
-    let nextPageToken: Uint8Array | undefined;
-    if (q.data.cursor) {
-      nextPageToken = Buffer.from(q.data.cursor, 'base64url');
-    }
+    const query = clauses.join(' AND ');
+    const nextPageToken = q.data.cursor !== undefined ? decodeCursor(principal.tenant, query, q.data.cursor) : undefined;
     const page = await deps.temporal.workflowService.listWorkflowExecutions({
       namespace: deps.temporal.options.namespace,
-      query: clauses.join(' AND '),
+      query,
       pageSize: q.data.pageSize,
       nextPageToken,
     });
@@ -169,7 +193,7 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
         closedAt: e.closeTime?.seconds ? new Date(Number(e.closeTime.seconds) * 1000).toISOString() : undefined,
       };
     });
-    const token = page.nextPageToken && page.nextPageToken.length > 0 ? Buffer.from(page.nextPageToken).toString('base64url') : undefined;
+    const token = page.nextPageToken && page.nextPageToken.length > 0 ? encodeCursor(principal.tenant, query, page.nextPageToken) : undefined;
     res.json({ runs, nextCursor: token });
   });
 

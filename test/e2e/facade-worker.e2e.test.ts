@@ -6,6 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { createAuditStore } from '../../src/audit';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import * as http from '../helpers/http';
 import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
 import { waitUntil } from '../helpers/wait';
@@ -22,34 +23,7 @@ let workerMetricsUrl: string;
 const token = (roles: Role[] = ['operator'], t = tenant, sub = 'e2e-user') =>
   mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: sub, tenant: t, roles });
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body !== undefined || opts.raw !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...opts.headers,
-    },
-    body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
-  });
-  const text = await res.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, json, text };
-}
-
-async function metricValue(url: string, name: string, labels: Record<string, string>): Promise<number> {
-  const body = await (await fetch(url)).text();
-  const line = body
-    .split('\n')
-    .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+const call = (method: string, path: string, opts: http.CallOptions = {}) => http.call(base, method, path, opts);
 
 async function runToEnd(runId: string, tk: string) {
   return waitUntil(`run ${runId} to finish`, async () => {
@@ -126,13 +100,13 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
   expect(events.every((e) => e.actor === 'e2e-user')).toBe(true);
   await expect(createAuditStore(db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
 
-  expect(await metricValue(workerMetricsUrl, 'agent_executions_total', { agent_name: 'pii-redact', status: 'ok' })).toBeGreaterThanOrEqual(1);
+  expect(await http.metricValue(workerMetricsUrl, 'agent_executions_total', { agent_name: 'pii-redact', status: 'ok' })).toBeGreaterThanOrEqual(1);
   // The draft stage's spend: in the run status and in the worker's metrics.
   expect(run.outputs.draft.usage.totalTokens).toBeGreaterThan(0);
-  expect(await metricValue(workerMetricsUrl, 'llm_tokens_total', { model: 'SmolLM2-135M-Instruct', kind: 'completion' })).toBeGreaterThanOrEqual(1);
-  expect(await metricValue(workerMetricsUrl, 'workflows_total', { status: 'completed', workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
-  expect(await metricValue(`${base}/metrics`, 'runs_started_total', { workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
-  expect(await metricValue(`${base}/metrics`, 'http_requests_total', { route: '/v1/runs/:pipeline/:id', status: '200' })).toBeGreaterThanOrEqual(1);
+  expect(await http.metricValue(workerMetricsUrl, 'llm_tokens_total', { model: 'SmolLM2-135M-Instruct', kind: 'completion' })).toBeGreaterThanOrEqual(1);
+  expect(await http.metricValue(workerMetricsUrl, 'workflows_total', { status: 'completed', workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
+  expect(await http.metricValue(`${base}/metrics`, 'runs_started_total', { workflow_name: 'support-triage' })).toBeGreaterThanOrEqual(1);
+  expect(await http.metricValue(`${base}/metrics`, 'http_requests_total', { route: '/v1/runs/:pipeline/:id', status: '200' })).toBeGreaterThanOrEqual(1);
 
   const listed = await waitUntil('the run to be listed', async () => {
     const r = await call('GET', '/v1/runs?pipeline=support-triage&status=completed', { token: tk });

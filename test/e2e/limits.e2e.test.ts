@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -9,7 +7,9 @@ import type { Redis } from 'ioredis';
 import { progressQuery } from '../../src/contracts';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { createLimitsRedis, createRunSlots, type RunSlots } from '../../src/security';
+import { call, metricValue, type Reply } from '../helpers/http';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { createRedisServer } from '../helpers/redis-server';
 import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
 import { waitUntil } from '../helpers/wait';
@@ -64,50 +64,13 @@ let common: Record<string, string>;
 const token = (tenant: string, sub: string, roles: Role[] = ['operator']) =>
   mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: sub, tenant, roles });
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-  json: any;
-  type: string;
-}
-
-async function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...opts.headers,
-    },
-    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, json, type: res.headers.get('content-type') ?? '' };
-}
-
 const start = (base: string, tk: string, pipeline = 'held', headers: Record<string, string> = {}) =>
   call(base, 'POST', `/v1/pipelines/${pipeline}/runs`, { token: tk, body: { input: { text: 'please hold' } }, headers });
 
 const count = (replies: Reply[], status: number) => replies.filter((r) => r.status === status).length;
 
 /** The sum of one metric over the given facades (each counts what it refused itself). */
-async function metric(bases: string[], name: string, labels: Record<string, string>): Promise<number> {
-  let total = 0;
-  for (const base of bases) {
-    const body = await (await fetch(`${base}/metrics`)).text();
-    for (const line of body.split('\n')) {
-      if (line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').pop());
-    }
-  }
-  return total;
-}
+const metric = (bases: string[], name: string, labels: Record<string, string>) => metricValue(bases.map((b) => `${b}/metrics`), name, labels);
 
 async function auditEvents(tenant: string, type: string) {
   const res = await db.pool.query<{ actor: string; data: Record<string, unknown>; run_id: string }>(
@@ -115,33 +78,6 @@ async function auditEvents(tenant: string, type: string) {
     [tenant, type],
   );
   return res.rows;
-}
-
-/** A `redis-server` of the test's own, without persistence, that the test can stop and start again. */
-function startRedisServer(port: number): ChildProcess {
-  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-}
-
-function redisAnswers(port: number): Promise<boolean> {
-  return new Promise((resolvePing) => {
-    const socket = connect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolvePing(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-async function stopRedisServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolveExit) => {
-    child.once('exit', () => resolveExit());
-    child.kill('SIGKILL');
-  });
 }
 
 beforeAll(async () => {
@@ -168,6 +104,8 @@ beforeAll(async () => {
     IDS_MAX_FAILURES: String(IDS_MAX_FAILURES),
     IDS_WINDOW_S: '60',
     IDS_BLOCK_S: '120',
+    // The address tests stand in for a proxy on the same host: they name the client in X-Forwarded-For.
+    TRUST_PROXY: 'loopback',
   };
   worker = spawnService('src/worker.ts', { ...common, REDIS_URL: SHARED_REDIS, WORKER_METRICS_PORT: String(metricsPort) });
   facadeA = spawnService('src/server.ts', { ...common, REDIS_URL: SHARED_REDIS, PORT: String(portA) });
@@ -387,22 +325,21 @@ describe('intrusion detector', () => {
 
 describe('Redis outage', () => {
   test('fail closed answers 503 limiter_unavailable, fail open serves; both recover when Redis returns, without a restart', async () => {
-    const port = await freePort();
-    let server = startRedisServer(port);
+    const server = await createRedisServer();
+    await server.start();
     const [portC, portD] = await Promise.all([freePort(), freePort()]);
-    const own = { ...common, REDIS_URL: `redis://127.0.0.1:${port}` };
+    const own = { ...common, REDIS_URL: server.url };
     const closed = spawnService('src/server.ts', { ...own, PORT: String(portC) });
     const open = spawnService('src/server.ts', { ...own, PORT: String(portD), RATE_LIMIT_FAIL_OPEN: 'true' });
     const baseC = `http://127.0.0.1:${portC}`;
     const baseD = `http://127.0.0.1:${portD}`;
     try {
-      await waitUntil('the test redis-server to answer', async () => ((await redisAnswers(port)) ? true : undefined), 10_000);
       await Promise.all([waitForHttp(`${baseC}/ready`, closed), waitForHttp(`${baseD}/ready`, open)]);
       const tenant = newTenant('outage');
       const tk = await token(tenant, 'patient');
       expect((await call(baseC, 'GET', '/v1/pipelines', { token: tk })).status).toBe(200);
 
-      await stopRedisServer(server);
+      await server.stop();
       const refused = await waitUntil('the fail-closed facade to refuse', async () => {
         const r = await call(baseC, 'GET', '/v1/pipelines', { token: tk });
         return r.status === 503 ? r : undefined;
@@ -424,7 +361,7 @@ describe('Redis outage', () => {
       expect(await metric([baseD], 'limiter_fail_open_total', { check: 'concurrency' })).toBe(1);
       expect((await call(baseD, 'GET', '/ready')).json.checks.limiter).toMatchObject({ ok: false });
 
-      server = startRedisServer(port);
+      await server.start();
       await waitUntil('the fail-closed facade to serve again', async () => {
         const r = await call(baseC, 'GET', '/v1/pipelines', { token: tk });
         return r.status === 200 ? r : undefined;
@@ -435,7 +372,7 @@ describe('Redis outage', () => {
       await env.client.workflow.getHandle(`${tenant}/${started.json.runId}`).terminate('test cleanup');
     } finally {
       await Promise.all([closed.stop(), open.stop()]);
-      await stopRedisServer(server);
+      await server.destroy();
     }
   }, 180_000);
 });

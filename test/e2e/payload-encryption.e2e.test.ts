@@ -11,6 +11,7 @@ import { AesGcmPayloadCodec, ENCODING_ENCRYPTED, generateKeyRingText, METADATA_K
 import { PIPELINE_WORKFLOW } from '../../src/contracts';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { resolveTemporalCli } from '../../src/temporal/temporal-cli';
+import * as http from '../helpers/http';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
@@ -44,26 +45,7 @@ let run: { runId: string; workflowId: string };
 const token = (roles: Role[], sub = 'enc-user') => mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: sub, tenant, roles });
 const text = (b: Uint8Array | null | undefined) => Buffer.from(b ?? new Uint8Array()).toString('utf8');
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body !== undefined || opts.raw !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...opts.headers,
-    },
-    body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
-  });
-  const body = await res.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-  let json: any;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, json, text: body };
-}
+const call = (method: string, path: string, opts: http.CallOptions = {}) => http.call(base, method, path, opts);
 
 /** Every byte the dev server has written: the database file and its WAL or rollback journal, if any. */
 function storedBytes(): Buffer {

@@ -13,6 +13,7 @@ import { loadPipelineCatalog } from '../../src/pipelines/pipeline-catalog';
 import { createInputChecker } from '../../src/security';
 import { createHttpMetrics, createLogger, createRegistry } from '../../src/telemetry';
 import { TEST_AUDIT_SEAL_KEYS, unsealed } from '../helpers/audit-seal';
+import * as http from '../helpers/http';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
@@ -81,24 +82,7 @@ const token = (who: Who) =>
   mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: PRINCIPALS[who].sub, tenant: PRINCIPALS[who].tenant ?? tenant, roles: PRINCIPALS[who].roles });
 
 async function call(method: string, path: string, opts: { as?: Who; body?: unknown; headers?: Record<string, string>; at?: string } = {}) {
-  const res = await fetch(`${opts.at ?? base}${path}`, {
-    method,
-    headers: {
-      ...(opts.as ? { authorization: `Bearer ${await token(opts.as)}` } : {}),
-      ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...opts.headers,
-    },
-    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
-  });
-  const text = await res.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, json, text };
+  return http.call(opts.at ?? base, method, path, { token: opts.as ? await token(opts.as) : undefined, body: opts.body, headers: opts.headers });
 }
 
 async function startRun(pipeline: string, text: string, as: Who = 'starter'): Promise<string> {

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
+import * as http from '../helpers/http';
+import type { Reply } from '../helpers/http';
+import { exitOf, freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { startTemporal } from '../helpers/temporal';
 import { waitUntil } from '../helpers/wait';
 
@@ -68,16 +70,6 @@ function unsigned(alg = 'none'): string {
   return `${enc({ alg, typ: 'JWT' })}.${enc({ iss: ISS, aud: AUD, sub: 'mallory', tenant, roles: ['admin'], exp: Math.floor(Date.now() / 1000) + 600 })}.`;
 }
 
-interface Reply {
-  status: number;
-  type: string;
-  headers: Headers;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
-  json: any;
-  text: string;
-  bytes: Buffer;
-}
-
 /**
  * One request to a facade. Every error answer is checked here, so all tests hold it: problem+json with a stable
  * code, and no stack trace or file path.
@@ -89,41 +81,13 @@ async function call(
   opts: { token?: string; body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
   if (opts.token) sentTokens.push(opts.token);
-  const res = await fetch(`${facades[facade].base}${path}`, {
-    method,
-    headers: {
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body !== undefined || opts.raw !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...opts.headers,
-    },
-    body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
-  });
-  const bytes = Buffer.from(await res.arrayBuffer());
-  const text = bytes.toString('utf8');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const reply = { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, json, text, bytes };
+  const reply = await http.call(facades[facade].base, method, path, opts);
   if (reply.status >= 400) {
     expect(reply.type).toContain('application/problem+json');
     expect(reply.json).toMatchObject({ status: reply.status, code: expect.any(String), title: expect.any(String) });
     expect(reply.text).not.toMatch(/\n\s+at\s|\bat [\w.<>]+ \(|\/src\/|\/work\/|node_modules|\.ts:\d+/);
   }
   return reply;
-}
-
-/** Waits for the process to exit (it must, on bad configuration) and answers its exit code and output. */
-async function exitOf(service: Service): Promise<{ code: number | null; output: string }> {
-  const code = await waitUntil('the facade to exit', async () => (service.child.exitCode !== null ? service.child.exitCode : undefined), 60_000, 100).catch(
-    async (err: Error) => {
-      await service.stop('SIGKILL');
-      throw new Error(`${err.message}\n--- output ---\n${service.output()}`);
-    },
-  );
-  return { code, output: service.output() };
 }
 
 /**

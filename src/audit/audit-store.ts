@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { AuditEventInput } from '../contracts';
 import { GENESIS_HASH, chainHash, type ChainedFields } from './audit-chain';
 import { sealContext, sealFields, type SealKeyRing } from './audit-seal';
+import { checkOut } from '../storage/pg-client';
 
 export interface StoredAuditEvent extends ChainedFields {
   data: Record<string, unknown>;
@@ -114,7 +115,8 @@ function fromRow(r: Row): StoredAuditEvent {
 }
 
 async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  // A connection cut mid-transaction fails it (the caller retries) instead of ending the process.
+  const client = await checkOut(pool);
   try {
     await client.query('BEGIN');
     const result = await fn(client);

@@ -6,6 +6,7 @@ import type { Pool, PoolClient } from 'pg';
 import { migrate } from '../audit';
 import type { ChainHead } from './backup-manifest';
 import { libpqTarget, runTool } from './pg-tools';
+import { checkOut } from '../storage/pg-client';
 
 /** The tables agentry owns, in the order a logical export writes and a logical restore reloads them. */
 export const AGENTRY_TABLES = ['agentry_migrations', 'audit_events', 'stage_payloads'] as const;
@@ -83,7 +84,7 @@ export interface DumpResult {
  * they describe exactly what the dump holds even while workers keep appending.
  */
 export async function dumpDatabase(opts: DumpOptions): Promise<DumpResult> {
-  const c = await opts.pool.connect();
+  const c = await checkOut(opts.pool);
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
@@ -164,7 +165,7 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<void> {
     );
     return;
   }
-  const c = await opts.pool.connect();
+  const c = await checkOut(opts.pool);
   try {
     await c.query('BEGIN');
     await c.query('SET LOCAL client_min_messages = warning');

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
+import { isGrpcServiceError } from '@temporalio/client';
 import type { Logger } from '../telemetry';
 
 /**
@@ -106,6 +107,32 @@ function fromClientError(err: { status?: unknown }): AppError | undefined {
   return new AppError(400, 'bad_request', 'Bad request', 'the request could not be understood');
 }
 
+/** gRPC status UNAVAILABLE: the Temporal frontend cannot be reached (down, restarting, refusing connections). */
+const GRPC_UNAVAILABLE = 14;
+/** Socket errors of a dependency that is down or went away mid-request. */
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
+/** SQLSTATE class 08 (connection exception), and 57P01-57P03: the server shuts down, crashed, or is starting up. */
+const PG_UNAVAILABLE = /^(08...|57P0[123])$/;
+/** What node-postgres says when its connection drops or no connection can be had in time; these carry no code. */
+const PG_CONNECTION_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect)/;
+
+/**
+ * An outage of Temporal or PostgreSQL is not the caller's fault nor a bug: 503 with Retry-After, so clients wait it
+ * out, instead of a 500 logged as an unexpected error. The Temporal client wraps gRPC errors, so causes are followed.
+ */
+function fromUnavailableDependency(err: unknown): AppError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (isGrpcServiceError(e) && e.code === GRPC_UNAVAILABLE) {
+      return new ServiceUnavailableError('temporal_unavailable', 'Temporal is unavailable; try again shortly');
+    }
+    const code = (e as { code?: unknown }).code;
+    if ((typeof code === 'string' && (CONNECTION_ERRORS.has(code) || PG_UNAVAILABLE.test(code))) || PG_CONNECTION_MESSAGE.test(e.message)) {
+      return new ServiceUnavailableError('database_unavailable', 'the database is unavailable; try again shortly');
+    }
+  }
+  return undefined;
+}
+
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => next(new NotFoundError(`route ${req.method} ${req.path}`));
 }
@@ -113,7 +140,9 @@ export function notFoundHandler(): RequestHandler {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr =
-      err instanceof AppError ? err : (fromBodyParser(err as { type?: string; status?: number; limit?: number }) ?? fromClientError(err ?? {}));
+      err instanceof AppError
+        ? err
+        : (fromBodyParser(err as { type?: string; status?: number; limit?: number }) ?? fromClientError(err ?? {}) ?? fromUnavailableDependency(err));
     if (appErr) {
       sendProblem(res, appErr);
       return;

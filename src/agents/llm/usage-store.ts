@@ -3,6 +3,7 @@
  * under a per-tenant lock, so concurrent stages and workers cannot overspend together.
  */
 import type { Pool } from 'pg';
+import { checkOut } from '../../storage/pg-client';
 import { LlmBudgetExceededError } from './llm-errors';
 
 /** One call: the stage's idempotency key, the activity attempt, and the call within it (2 is the repair). */
@@ -101,7 +102,7 @@ export function createPgUsageStore(pool: Pool, opts: { staleReservationMs?: numb
   const staleSeconds = (opts.staleReservationMs ?? DEFAULT_STALE_RESERVATION_MS) / 1000;
   return {
     async reserve(r, limits) {
-      const client = await pool.connect();
+      const client = await checkOut(pool);
       try {
         await client.query('BEGIN');
         // One tenant's reservations take turns, so two calls cannot both fit into the same remaining budget.

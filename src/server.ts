@@ -191,12 +191,18 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: draining in-flight requests');
     // In-flight requests get a bounded drain; a connection that never finishes must not keep the process alive.
     setTimeout(() => {
       logger.warn('drain did not finish in time; exiting');
       process.exit(1);
-    }, 20_000).unref();
+    }, config.SHUTDOWN_READY_DELAY_MS + 20_000).unref();
+    if (config.SHUTDOWN_READY_DELAY_MS > 0) {
+      // Load balancers and Kubernetes endpoints learn from /ready that this replica is leaving while it still serves.
+      logger.info({ signal, delayMs: config.SHUTDOWN_READY_DELAY_MS }, 'shutting down: /ready reports draining, still serving');
+      app.leaveRotation();
+      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_READY_DELAY_MS));
+    }
+    logger.info({ signal }, 'shutting down: draining in-flight requests');
     await app.stop();
     systemStatus.stop();
     await temporal.connection.close();

@@ -197,6 +197,11 @@ const schema = z.object({
   WORKER_METRICS_PORT: port.default(9464),
   /** STAGE_OUTPUT_INLINE_MAX_BYTES: stage outputs above this travel by reference (claim check in PostgreSQL). @default 262144 @format bytes */
   STAGE_OUTPUT_INLINE_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
+  /**
+   * SHUTDOWN_READY_DELAY_MS: on SIGTERM the facade first answers /ready with 503 for this long while still serving,
+   * so load balancers take it out of rotation before it stops accepting connections. @default 0 @format ms
+   */
+  SHUTDOWN_READY_DELAY_MS: wholeNumber.pipe(z.number().int().min(0).max(120_000)).default(0),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   /**

@@ -92,6 +92,8 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
 
 export function createApp(deps: AppDeps) {
   let draining = false;
+  // Set by leaveRotation(): /ready answers 503 while requests are still served, so load balancers stop sending first.
+  let leaving = false;
   // Aborted by stop(): long-lived responses (event streams) end instead of holding the shutdown.
   const shutdown = new AbortController();
   const app = express();
@@ -101,7 +103,7 @@ export function createApp(deps: AppDeps) {
   app.set('trust proxy', deps.trustProxy ?? false);
   app.set('query parser', 'simple');
   app.use(requestId, httpMetrics(deps.httpMetrics), routeSpanNames(), helmet());
-  app.use(createHealthRoutes({ checks: deps.readiness, registry: deps.registry, isDraining: () => draining }));
+  app.use(createHealthRoutes({ checks: deps.readiness, registry: deps.registry, isDraining: () => draining || leaving }));
   const openapi = buildOpenApi({ version: deps.version, pipelines: deps.pipelines.list().map((p) => p.definition.name) });
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
@@ -171,6 +173,10 @@ export function createApp(deps: AppDeps) {
           resolve((http.address() as AddressInfo).port);
         });
       });
+    },
+    /** /ready answers 503 `draining` from now on; everything else is still served, until stop(). */
+    leaveRotation(): void {
+      leaving = true;
     },
     /** Stops taking connections, ends open event streams (clients resume elsewhere) and lets in-flight requests finish. */
     stop(): Promise<void> {

@@ -103,9 +103,9 @@ const services: Service[] = [];
 
 const token = () => mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: 'sd-user', tenant, roles: ['operator', 'viewer'] });
 
-async function startFacade(): Promise<{ service: Service; base: string; port: number }> {
+async function startFacade(env: Record<string, string> = {}): Promise<{ service: Service; base: string; port: number }> {
   const port = await freePort();
-  const service = spawnService('src/server.ts', { ...common, PORT: String(port) });
+  const service = spawnService('src/server.ts', { ...common, PORT: String(port), ...env });
   services.push(service);
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/health`, service);
@@ -251,6 +251,28 @@ describe('facade', () => {
     // No worker ran them; the worker tests must not either.
     for (const runId of [streamed, answer.json.runId]) await env.client.workflow.getHandle(`${tenant}/${runId}`).terminate('test cleanup');
   }, 180_000);
+});
+
+describe('facade leaving rotation', () => {
+  test('with SHUTDOWN_READY_DELAY_MS, SIGTERM first turns /ready to 503 draining while requests are still served', async () => {
+    const { service, base } = await startFacade({ SHUTDOWN_READY_DELAY_MS: '4000', LOG_LEVEL: 'info' });
+    const tk = await token();
+    // No worker polls in this test, so /ready already fails its workers check: what changes is the reason.
+    expect((await call(base, 'GET', '/ready')).json.code).toBe('not_ready');
+
+    service.child.kill('SIGTERM');
+    await waitUntil('the facade to leave rotation', async () => (/still serving/.test(service.output()) ? true : undefined), 10_000, 50);
+    const ready = await call(base, 'GET', '/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.json.code).toBe('draining');
+    // Still serving: a load balancer that has not yet noticed loses nothing.
+    expect((await call(base, 'GET', '/v1/runs', { token: tk })).status).toBe(200);
+    expect(service.child.exitCode).toBeNull();
+
+    const exit = await exitOf(service, 30_000);
+    expect(exit.code).toBe(0);
+    expect(exit.output.indexOf('still serving')).toBeLessThan(exit.output.indexOf('draining in-flight requests'));
+  }, 120_000);
 });
 
 describe('worker', () => {

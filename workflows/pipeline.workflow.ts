@@ -412,9 +412,10 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
   try {
     await main.run(runStages);
   } catch (err) {
+    // Once the run's deadline has passed, that is why it ended, even if a stage failed in the same moment.
+    if (timedOut) return fail({ type: FailureType.RunTimedOut, message: `the run exceeded its ${def.limits.runTimeoutMs} ms limit` });
     if (err instanceof RunFailure) return fail(err.failure, err.stage);
     if (!isCancellation(err)) throw err;
-    if (timedOut) return fail({ type: FailureType.RunTimedOut, message: `the run exceeded its ${def.limits.runTimeoutMs} ms limit` });
     return cancelled(err);
   } finally {
     timer.cancel();

@@ -223,7 +223,7 @@ stages:
   - name: long
     agent: sleeper
     with: { ms: 600000 }
-    timeout: 60s
+    timeout: 2s
     heartbeatTimeout: 1s
 `);
     expect((await failureOf(handle)).type).toBe('RunTimedOut');

@@ -89,6 +89,7 @@ async function main(): Promise<void> {
       slots: redis ? createRunSlots(redis) : undefined,
     }),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     // Tracing interceptors and the workflow span sink, installed whether or not spans are exported (determinism).
     ...workerTracingOptions(tracing),
   });

@@ -9,9 +9,16 @@ import { libpqTarget, runTool } from './pg-tools';
 import { checkOut } from '../storage/pg-client';
 
 /** The tables agentry owns, in the order a logical export writes and a logical restore reloads them. */
-export const AGENTRY_TABLES = ['agentry_migrations', 'audit_events', 'stage_payloads'] as const;
+export const AGENTRY_TABLES = ['agentry_migrations', 'audit_events', 'stage_payloads', 'llm_usage'] as const;
 /** Tables a logical restore reloads; `agentry_migrations` is rebuilt by running the migrations. */
-export const RELOADED_TABLES = ['audit_events', 'stage_payloads'] as const;
+export const RELOADED_TABLES = ['audit_events', 'stage_payloads', 'llm_usage'] as const;
+/** Each table's primary key: the logical export pages through a table in this order. */
+const TABLE_KEYS: Record<(typeof AGENTRY_TABLES)[number], readonly string[]> = {
+  agentry_migrations: ['id'],
+  audit_events: ['id'],
+  stage_payloads: ['id'],
+  llm_usage: ['idempotency_key', 'attempt', 'call'],
+};
 const BATCH = 1000;
 
 /** The pg_dump output inside a backup's `database/` folder. */
@@ -46,15 +53,20 @@ async function exportTables(c: PoolClient, outDir: string, tables: readonly stri
   for (const table of tables) {
     const file = await open(join(outDir, `${table}.ndjson`), 'w');
     try {
-      let last: unknown;
+      const keys = TABLE_KEYS[table as keyof typeof TABLE_KEYS] ?? ['id'];
+      const keyList = keys.join(', ');
+      // Keyset pagination: `(k1, k2) > ($2, $3)` continues after the last row of the previous batch.
+      const after = `WHERE (${keyList}) > (${keys.map((_, i) => `$${i + 2}`).join(', ')})`;
+      let last: unknown[] | undefined;
       for (;;) {
-        const res = await c.query<{ id: unknown; j: string }>(
-          `SELECT id, row_to_json(t)::text AS j FROM ${table} t ${last === undefined ? '' : 'WHERE id > $2'} ORDER BY id LIMIT $1`,
-          last === undefined ? [BATCH] : [BATCH, last],
+        const res = await c.query<{ j: string } & Record<string, unknown>>(
+          `SELECT ${keyList}, row_to_json(t)::text AS j FROM ${table} t ${last === undefined ? '' : after} ORDER BY ${keyList} LIMIT $1`,
+          last === undefined ? [BATCH] : [BATCH, ...last],
         );
         if (res.rows.length === 0) break;
         await file.write(res.rows.map((r) => `${r.j}\n`).join(''));
-        last = res.rows[res.rows.length - 1].id;
+        const end = res.rows[res.rows.length - 1];
+        last = keys.map((k) => end[k]);
       }
       await file.sync();
     } finally {

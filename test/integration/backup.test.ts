@@ -49,7 +49,9 @@ function event(tenant: string, seq: number, data: Record<string, unknown> = {}):
 async function counts(): Promise<Record<string, number>> {
   const res = await db.pool.query<{ k: string; n: number }>(
     `SELECT 'events:' || tenant AS k, count(*)::int AS n FROM audit_events WHERE tenant <> $1 GROUP BY tenant
-     UNION ALL SELECT 'stage_payloads', count(*)::int FROM stage_payloads`,
+     UNION ALL SELECT 'stage_payloads', count(*)::int FROM stage_payloads
+     UNION ALL SELECT 'llm_usage', count(*)::int FROM llm_usage
+     UNION ALL SELECT 'llm_usage_tokens', COALESCE(sum(tokens), 0)::int FROM llm_usage`,
     [SYSTEM_TENANT],
   );
   return Object.fromEntries(res.rows.map((r) => [r.k, r.n]));
@@ -64,13 +66,21 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
     await db.pool.query("INSERT INTO stage_payloads (id, tenant, run_id, stage, sha256, bytes, body) VALUES ($1, 'acme', 'support-triage/r1', 'reply', 'h', 2, '{}')", [`claim-${i}`]);
   }
+  // LLM spend counts against daily budgets: a restore must bring it back. Two attempts of one stage, and a repair call.
+  for (const [attempt, call] of [[1, 1], [2, 1], [2, 2]]) {
+    await db.pool.query(
+      `INSERT INTO llm_usage (idempotency_key, attempt, call, tenant, run_id, stage, model, day, status, reserved_tokens, tokens, cost_usd)
+       VALUES ('acme/support-triage/r1/draft', $1, $2, 'acme', 'support-triage/r1', 'draft', 'm', '2026-01-01', 'recorded', 300, $3, 0.000123)`,
+      [attempt, call, 100 * attempt + call],
+    );
+  }
 });
 afterAll(() => db.drop());
 
 test('backup, drop the schema, restore: every chain verifies and the counts are equal (pg_dump)', async () => {
   const svc = backups();
   const s = await svc.create({ actor: 'test' });
-  expect(s).toMatchObject({ databaseFormat: 'pg_dump', existing: false, rows: { audit_events: 12, stage_payloads: 3 } });
+  expect(s).toMatchObject({ databaseFormat: 'pg_dump', existing: false, rows: { audit_events: 12, stage_payloads: 3, llm_usage: 3 } });
   const manifest = JSON.parse(readFileSync(join(s.path, 'manifest.json'), 'utf8'));
   expect(manifest.files.map((f: { path: string }) => f.path)).toEqual(
     expect.arrayContaining(['config.json', 'database/database.sql', ...readdirSync(PIPELINES).map((f) => `pipelines/${f}`)]),
@@ -86,7 +96,7 @@ test('backup, drop the schema, restore: every chain verifies and the counts are 
   const before = await counts();
   await db.pool.query('DROP SCHEMA public CASCADE');
   const r = await svc.restore(s.id, { actor: 'restorer' });
-  expect(r.rows).toMatchObject({ audit_events: 12, stage_payloads: 3 });
+  expect(r.rows).toMatchObject({ audit_events: 12, stage_payloads: 3, llm_usage: 3 });
   expect(await counts()).toEqual(before);
   await expect(audit.verify()).resolves.toMatchObject({ ok: true });
   // The restore is recorded after the restored events; sealed fields still open with the same keys.

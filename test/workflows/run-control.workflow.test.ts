@@ -225,6 +225,9 @@ stages:
     with: { ms: 600000 }
     timeout: 2s
     heartbeatTimeout: 1s
+    # The stage's own timeout equals the run's (it may not be longer): with attempts left, a stage timeout in the
+    # same moment is retried rather than failing the stage, so the run deadline is what ends the run.
+    retry: { maximumAttempts: 10 }
 `);
     expect((await failureOf(handle)).type).toBe('RunTimedOut');
     expect(await types(runId)).toEqual(['run.started', 'run.failed']);

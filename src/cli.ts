@@ -1,24 +1,20 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { relative } from 'node:path';
+import { Command, Option } from 'commander';
 import { loadConfig, requireKeys, type Config } from './config';
 import { registerAuditCommands } from './cli/audit-command';
 import { registerBackupCommands } from './cli/backup-command';
-import { runDemo } from './cli/demo-command';
+import { DEFAULT_INPUT, runDemo } from './cli/demo-command';
+import { nonNegativeInt, portNumber, positiveInt } from './cli/options';
 import { registerLlmCommands } from './cli/llm-command';
 import { resolveLocalModel } from './llm';
 import { mintToken, ROLES, type Role } from './facade/auth';
 import { resolveTemporalCli } from './temporal/temporal-cli';
 import { resolveNginx, resolveSchemathesis } from './cli/test-tools';
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number of 0 or more');
-  return n;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
+/** A path as the help shows it: relative to the current folder when inside it. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -50,11 +46,14 @@ function buildProgram(config: () => Config): Command {
   program
     .command('demo')
     .description('start the whole stack and run support tickets through the support-triage pipeline over HTTP')
-    .option('--input <file>', 'tickets: CSV with a text column (and optional category) or JSONL')
-    .option('--train <file>', 'labelled CSV (text,category) to train the intent classifier on')
+    .addOption(
+      new Option('--input <file>', 'tickets: CSV with a text column (and optional category) or JSONL').default(DEFAULT_INPUT, shortPath(DEFAULT_INPUT)),
+    )
+    .option('--train <file>', 'labelled CSV (text,category) to train the intent classifier on (default: $CLASSIFIER_TRAIN_FILE, else src/demo/train.csv)')
     .option('--limit <n>', 'run at most this many tickets', positiveInt)
     .option('--concurrency <n>', 'runs in flight at once', positiveInt, 8)
-    .option('--port <n>', 'facade port', positiveInt)
+    // No commander default: PORT from the configuration applies when --port is not given.
+    .option('--port <n>', 'facade port (default: $PORT, else 3000)', portNumber)
     .option('--keep-running', 'leave the stack up afterwards to explore it (Ctrl-C stops it)', false)
     .option('--auto-approve', 'approve reviews of low-confidence tickets at once, through the API', false)
     .option('--review-wait <seconds>', 'how long a review waits for a person before the demo approves it', nonNegativeInt, 60)
@@ -82,7 +81,7 @@ function buildProgram(config: () => Config): Command {
     .requiredOption('--sub <subject>', 'subject (who the caller is)')
     .requiredOption('--tenant <tenant>', 'tenant the caller belongs to')
     .addOption(new Option('--role <role...>', 'roles').choices([...ROLES]).default(['operator']))
-    .option('--ttl <seconds>', 'lifetime; at most JWT_MAX_TOKEN_LIFETIME_S (default 86400)', positiveInt, 3600)
+    .option('--ttl <seconds>', 'lifetime in seconds, at most JWT_MAX_TOKEN_LIFETIME_S', positiveInt, 3600)
     .action(async (opts: { sub: string; tenant: string; role: Role[]; ttl: number }) => {
       const cfg = requireKeys(config(), ['JWT_SECRET']);
       if (cfg.NODE_ENV === 'production' || cfg.AGENTRY_DEV_TOKENS === false) {

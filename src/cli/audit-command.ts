@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Pool } from 'pg';
 import { createAuditStore, sealContext, sealKeysFromConfig, unsealFields } from '../audit';
 import { requireKeys, type Config } from '../config';
+import { count } from './format';
 
 type Say = (line: string) => void;
 
@@ -40,7 +41,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
         } else if (res.ok && res.events === 0) {
           say('audit trail verified: it is empty (no events in any tenant), so there is nothing to check');
         } else if (res.ok) {
-          say(`audit trail verified: ${res.events} events in ${res.tenants} tenant chain(s)`);
+          say(`audit trail verified: ${count(res.events, 'event')} in ${res.tenants} tenant chain(s)`);
         } else {
           const b = res.broken!;
           say(`audit trail BROKEN (${b.kind}): tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
@@ -89,7 +90,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
           await once(out, 'finish');
         }
       }
-      process.stderr.write(`exported ${events} events${opts.out ? ` to ${opts.out}` : ''}${unopened ? `; ${unopened} sealed field(s) could not be opened (unknown key id or altered)` : ''}\n`);
+      process.stderr.write(`exported ${count(events, 'event')}${opts.out ? ` to ${opts.out}` : ''}${unopened ? `; ${count(unopened, 'sealed field')} could not be opened (unknown key id or altered)` : ''}\n`);
       if (unopened) process.exitCode = 1;
     });
 }

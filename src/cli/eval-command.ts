@@ -16,6 +16,7 @@ import {
   trainIntentModel,
   type PiiType,
 } from '../agents';
+import { count } from './format';
 import { measureLocalThroughput, type LlmThroughputOptions, type LlmThroughputReport } from './llm-throughput';
 
 export interface EvalOptions {
@@ -259,7 +260,7 @@ export async function evaluateClassifier(trainFile: string, testFile: string): P
 }
 
 function printPii(report: EvalReport['pii'], out: (line: string) => void): void {
-  out(`pii-redact on ${report.file} (${report.items} texts, ${report.durationMs.toFixed(0)} ms)`);
+  out(`pii-redact on ${report.file} (${count(report.items, 'text')}, ${report.durationMs.toFixed(0)} ms)`);
   const rows = report.perType.map((t) => [
     t.type,
     String(t.gold),

@@ -1,14 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import pino from 'pino';
 import type { Config } from '../config';
 import { loadLocalEngine, LOCAL_MODEL_NAME, resolveLocalModel, startLocalServer } from '../llm';
 import { createLogger } from '../telemetry';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535');
-  return n;
-}
+import { portOrZero } from './options';
 
 /** `agentry llm serve`: the embedded model behind the OpenAI Chat Completions API, on loopback. */
 export function registerLlmCommands(program: Command, config: () => Config, say: (line: string) => void): void {
@@ -16,11 +11,15 @@ export function registerLlmCommands(program: Command, config: () => Config, say:
   llm
     .command('serve')
     .description('serve the local model over the OpenAI Chat Completions API on loopback (POST /v1/chat/completions)')
-    .option('--port <n>', 'port (0 picks a free one); default LLM_LOCAL_PORT', port)
+    .option('--port <n>', 'port (0 picks a free one); default LLM_LOCAL_PORT', portOrZero)
     .option('--no-install', 'fail, rather than install the model with pip, when it is missing')
     .option('--exit-with-stdin', 'exit when standard input closes (for a parent process that owns this server)')
     .action(async (opts: { port?: number; install: boolean; exitWithStdin?: boolean }) => {
       const cfg = config();
+      // A parent that owns this server stops it, after whatever still calls it (`agentry demo` stops its worker
+      // first). The terminal's Ctrl-C reaches the whole process group at once, so it is left to the parent.
+      const ignoreSigint = () => undefined;
+      if (opts.exitWithStdin) process.on('SIGINT', ignoreSigint);
       // stdout carries only the ready line, so a parent can read it; logs go to stderr.
       const logger = createLogger({ level: cfg.LOG_LEVEL, name: 'agentry-llm', destination: pino.destination(2) });
       const modelPath = resolveLocalModel({ explicitPath: cfg.LLM_LOCAL_MODEL_PATH, install: opts.install, log: (l) => logger.info(l) });
@@ -49,7 +48,7 @@ export function registerLlmCommands(program: Command, config: () => Config, say:
 
       await new Promise<void>((resolveStop) => {
         process.once('SIGTERM', () => resolveStop());
-        process.once('SIGINT', () => resolveStop());
+        if (!opts.exitWithStdin) process.once('SIGINT', () => resolveStop());
         if (opts.exitWithStdin) {
           process.stdin.once('end', () => resolveStop());
           process.stdin.once('close', () => resolveStop());

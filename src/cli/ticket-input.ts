@@ -3,6 +3,7 @@ import { basename, extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { CatalogEntry } from '../pipelines/pipeline-catalog';
 import { createInputChecker, type InputChecker } from '../security';
+import { count } from './format';
 
 export interface Ticket {
   text: string;
@@ -132,7 +133,7 @@ export function readTickets(file: string, limit?: number): Ticket[] {
   const tickets = ['.jsonl', '.ndjson'].includes(extname(file).toLowerCase())
     ? readJsonl(file, content, limit ?? Infinity, problems)
     : readCsv(file, content, limit, problems);
-  if (problems.length > 0) throw new InputFileError(problems, `${file}: ${problems.length} problem(s); nothing was started:`);
+  if (problems.length > 0) throw new InputFileError(problems, `${file}: ${count(problems.length, 'problem')}; nothing was started:`);
   return tickets;
 }
 

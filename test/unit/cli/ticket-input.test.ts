@@ -55,7 +55,7 @@ test('reports every bad JSONL line as FILE:LINE: field: message, not only the fi
 
 test('the error message lists the problems under a heading that names the file', () => {
   const file = fixture('empty-text.jsonl', '{"text":"  "}\n');
-  expect(() => readTickets(file)).toThrow(`${file}: 1 problem(s); nothing was started:\n${file}:1: text: must be a non-empty string`);
+  expect(() => readTickets(file)).toThrow(`${file}: 1 problem; nothing was started:\n${file}:1: text: must be a non-empty string`);
 });
 
 test('--limit bounds the rows read, so a bad row beyond it does not count', () => {

@@ -209,8 +209,9 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
 
   return {
     async append(raw: AuditEventInput): Promise<AppendResult> {
-      // PostgreSQL text and jsonb cannot hold U+0000: a NUL from a caller (a signal's field name, a token's
-      // subject) would make this write fail on every retry and leave its run stuck. It is recorded as U+FFFD.
+      // PostgreSQL text and jsonb cannot hold U+0000 (a NUL from a caller would make this write fail on every retry
+      // and leave its run stuck) and store a lone surrogate as U+FFFD (the stored event would no longer match its
+      // hash). Both are recorded as U+FFFD.
       const event = withoutNul(raw);
       const data = opts.sealKeys ? sealFields(event.data ?? {}, opts.sealKeys, sealContext(event)) : (event.data ?? {});
       return inTransaction(pool, async (c) => {
@@ -323,9 +324,15 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
 }
 export type AuditStore = ReturnType<typeof createAuditStore>;
 
-/** Replaces U+0000 in every string and key of a value (PostgreSQL cannot store it). */
+/** U+0000, and UTF-16 surrogates without their pair: text PostgreSQL cannot store as it is. */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Replaces U+0000 and lone surrogates in every string and key of a value with U+FFFD. PostgreSQL refuses the first
+ * and stores the second as U+FFFD itself; the hash must be computed over what is stored, or the chain breaks.
+ */
 export function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return (value.includes('\u0000') ? value.split('\u0000').join('\ufffd') : value) as T;
+  if (typeof value === 'string') return value.replace(UNSTORABLE, '\ufffd') as T;
   if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [withoutNul(k), withoutNul(v)])) as T;

@@ -12,7 +12,13 @@ export { ROLES, type Role };
 
 const claimsSchema = z.object({
   // Printable characters only: the subject is written to logs and the audit trail as the actor.
-  sub: z.string().min(1).max(256).regex(/^[^\p{Cc}]+$/u, 'must not contain control characters'),
+  sub: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    // A lone UTF-16 surrogate is not text: it cannot be stored or audited as it is.
+    .refine((v) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(v), 'must be well-formed Unicode (no lone surrogates)'),
   tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'tenant must be a lowercase slug'),
   roles: z.array(z.enum(ROLES)).max(ROLES.length),
 });

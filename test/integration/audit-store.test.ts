@@ -311,3 +311,14 @@ test('a NUL from a caller (signal field, token subject) is stored as U+FFFD inst
   expect(row.data).toEqual({ fields: ['x\ufffdy'], 'k\ufffd': 'v\ufffd' });
   await expect(store.verify('t-nul')).resolves.toMatchObject({ ok: true });
 });
+
+test('a lone surrogate (which PostgreSQL stores as U+FFFD) is hashed as stored, so the chain still verifies', async () => {
+  const res = await store.append(event('t-surrogate', 'r1', 1, { actor: 'a\ud800', data: { note: 'x\udc00y', ['k\ud83d']: 'ok \ud83d\ude00' } }));
+  expect(res.inserted).toBe(true);
+  const [row] = await store.listByRun('t-surrogate', 'r1');
+  expect(row.actor).toBe('a\ufffd');
+  // A proper pair (an emoji) is text and stays as it is.
+  expect(row.data).toEqual({ note: 'x\ufffdy', 'k\ufffd': 'ok \ud83d\ude00' });
+  await store.append(event('t-surrogate', 'r1', 2));
+  await expect(store.verify('t-surrogate')).resolves.toMatchObject({ ok: true });
+});

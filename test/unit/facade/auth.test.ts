@@ -124,6 +124,10 @@ test('refuses a wrong issuer or audience, and a token without exp or sub', async
 test('refuses claims that do not fit the principal (tenant slug, known roles)', async () => {
   expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { tenant: '../Other' })))).detail).toContain('"tenant" is invalid');
   expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { roles: ['root'] })))).detail).toContain('"roles.0" is invalid');
+  // A subject is recorded in the audit trail: it must be text that can be stored as it is.
+  expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'a\ud800' })))).detail).toContain('"sub" is invalid');
+  expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'a\u0007' })))).detail).toContain('"sub" is invalid');
+  await expect(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'José 😀' }))).resolves.toMatchObject({ subject: 'José 😀' });
 });
 
 test('refuses malformed tokens as invalid', async () => {

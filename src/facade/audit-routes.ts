@@ -20,8 +20,24 @@ export const AUDITOR_ROLE = 'auditor';
 const UNLOADED_PIPELINE_READERS = ['admin', 'auditor'] as const;
 
 const runIdPattern = /^[a-z0-9][a-z0-9_-]{0,62}\/[A-Za-z0-9_-]{1,64}$/;
-const isoDateTime = z.string().refine((v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v)), {
-  message: 'expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T12:00:00Z',
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * A real calendar date-time with a zone, from 1970 to 9999: `Date.parse` alone rolls 2026-02-30 over into March,
+ * and PostgreSQL refuses year 0.
+ */
+function isRealDateTime(v: string): boolean {
+  const m = DATE_TIME.exec(v);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second = 0, offH = 0, offM = 0] = m.slice(1).map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return (
+    year >= 1970 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offH <= 23 && offM <= 59
+  );
+}
+
+const isoDateTime = z.string().refine(isRealDateTime, {
+  message: 'expected an ISO 8601 date-time with a time zone between 1970 and 9999, e.g. 2026-01-31T12:00:00Z',
 });
 const cursorSchema = z.string().regex(/^\d{1,15}$/, 'expected the nextCursor of a previous page');
 const limitSchema = z.coerce.number().int().min(1).max(500).default(100);

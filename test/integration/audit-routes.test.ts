@@ -137,6 +137,11 @@ describe('GET /v1/audit', () => {
     ['type=run.exploded', '/type'],
     ['from=yesterday', '/from'],
     ['from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', '/from'],
+    // Dates PostgreSQL would refuse (a 500) or Date.parse would roll over into another day.
+    ['from=0000-01-01T00:00:00Z', '/from'],
+    ['to=0000-06-01T00:00:00Z', '/to'],
+    ['from=2026-02-30T00:00:00Z', '/from'],
+    ['to=2026-01-01T24:00:00Z', '/to'],
     ['cursor=abc', '/cursor'],
     ['limit=0', '/limit'],
     ['run=not-a-run-id', '/run'],

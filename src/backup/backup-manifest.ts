@@ -88,7 +88,7 @@ export async function readManifest(folder: string): Promise<{ manifest: BackupMa
 /** One file of a backup that does not match its manifest. */
 export interface FileProblem {
   path: string;
-  problem: 'missing' | 'size differs' | 'sha256 differs' | 'not in the manifest';
+  problem: 'missing' | 'unreadable' | 'size differs' | 'sha256 differs' | 'not in the manifest' | 'outside the backup folder';
 }
 
 /** Recomputes every file's sha256 against the manifest; extra files are problems too. */
@@ -97,7 +97,13 @@ export async function checkFiles(folder: string, manifest: BackupManifest): Prom
   const listed = new Set<string>();
   for (const f of manifest.files) {
     listed.add(f.path);
-    const full = join(folder, ...f.path.split('/'));
+    // A manifest names files inside its own folder only: `a/b.sql`, never `/etc/x`, `../x` or `a\\b`.
+    const segments = typeof f.path === 'string' ? f.path.split('/') : [];
+    if (segments.length === 0 || segments.some((p) => p === '' || p === '.' || p === '..' || p.includes('\\'))) {
+      problems.push({ path: String(f.path), problem: 'outside the backup folder' });
+      continue;
+    }
+    const full = join(folder, ...segments);
     const st = await stat(full).catch(() => undefined);
     if (!st?.isFile()) {
       problems.push({ path: f.path, problem: 'missing' });

@@ -261,7 +261,8 @@ export function createBackupService(opts: BackupServiceOptions) {
       try {
         read = await readManifest(folder);
       } catch {
-        return { id: target, path: folder, ok: false, problems: [{ path: MANIFEST_FILE, problem: 'missing' }], recorded: 'unchecked' };
+        const problem = existsSync(join(folder, MANIFEST_FILE)) ? 'unreadable' : 'missing';
+        return { id: target, path: folder, ok: false, problems: [{ path: MANIFEST_FILE, problem }], recorded: 'unchecked' };
       }
       const problems = await checkFiles(folder, read.manifest);
       let recorded: BackupVerification['recorded'];
@@ -279,11 +280,19 @@ export function createBackupService(opts: BackupServiceOptions) {
      * application role's privileges, checks the row counts and chain heads against the manifest and verifies every
      * chain, then records `backup.restored`. With `pipelinesTo`, also writes the pipeline definitions back there.
      */
-    async restore(id: string, req: { actor: string; pipelinesTo?: string }): Promise<RestoreResult> {
+    async restore(id: string, req: { actor: string; pipelinesTo?: string; allowUnrecorded?: boolean }): Promise<RestoreResult> {
       const check = await service.verify(id);
       if (!check.ok) {
         const why = check.problems.map((p) => `${p.path} ${p.problem}`).concat(check.recorded === 'mismatch' ? ['manifest differs from the one recorded in the audit trail'] : []);
         throw new BackupError(`backup ${id} does not match its manifest (${why.join(', ')}); nothing was restored`);
+      }
+      // A folder whose creation a readable audit trail does not know may have been put there by anyone, and restoring
+      // it runs its SQL. Legitimate cases (a new database, or a backup taken after the point an earlier restore went
+      // back to) say so explicitly. With the trail unreadable (the database lost) there is nothing to check against.
+      if (check.recorded === 'unrecorded' && !req.allowUnrecorded) {
+        throw new BackupError(
+          `backup ${id} is not recorded in the audit trail (no backup.created event); nothing was restored. If you know where it comes from (a new database, or a backup taken after an earlier restore point), restore it with --allow-unrecorded`,
+        );
       }
       const folder = folderOf(id);
       const { manifest, sha256 } = await readManifest(folder);

@@ -68,9 +68,12 @@ export function registerBackupCommands(program: Command, config: () => Config, s
     .option('--yes', 'confirm: the restore replaces the tables')
     .option('--pipelines', 'also write the backed-up pipeline definitions to PIPELINES_DIR')
     .option('--actor <name>', 'who to record in backup.restored', defaultActor())
-    .action(async (id: string, opts: { yes?: boolean; pipelines?: boolean; actor: string }) => {
+    .option('--allow-unrecorded', 'restore a backup whose creation is not in the audit trail (e.g. taken after the point an earlier restore went back to)')
+    .action(async (id: string, opts: { yes?: boolean; pipelines?: boolean; actor: string; allowUnrecorded?: boolean }) => {
       if (!opts.yes) throw new Error(`restoring replaces the audit database with backup ${id}; run again with --yes to do it`);
-      const r = await withBackups(config, (b) => b.restore(id, { actor: opts.actor, pipelinesTo: opts.pipelines ? config().PIPELINES_DIR : undefined }));
+      const r = await withBackups(config, (b) =>
+        b.restore(id, { actor: opts.actor, pipelinesTo: opts.pipelines ? config().PIPELINES_DIR : undefined, allowUnrecorded: opts.allowUnrecorded }),
+      );
       say(`backup ${r.id} restored: ${Object.entries(r.rows).map(([t, n]) => `${t}=${n}`).join(' ')}`);
       say(`audit trail verified: ${count(r.events, 'event')} in ${r.tenants} tenant chain(s)`);
       if (r.pipelines.length) say(`pipeline definitions written: ${r.pipelines.join(', ')}`);

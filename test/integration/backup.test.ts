@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createAuditStore, type AuditStore } from '../../src/audit';
 import { BackupError, createBackupService, newBackupId, type BackupService } from '../../src/backup';
 import { SYSTEM_TENANT, type AuditEventInput } from '../../src/contracts';
@@ -170,4 +170,31 @@ test('taking a backup again under the same id (a retried activity) answers the f
   expect(again).toEqual({ ...first, existing: true });
   expect((await audit.listByRun(SYSTEM_TENANT, id)).filter((e) => e.type === 'backup.created')).toHaveLength(1);
   expect(await svc.list()).toHaveLength(1);
+});
+
+test('a folder planted in the backup directory, or a manifest naming files outside it, is not restored', async () => {
+  const svc = backups();
+  const s = await svc.create({ actor: 'test' });
+  // A copy under a new id: its files match its manifest, but the audit trail never recorded its creation.
+  const plantedId = s.id.replace(/-[0-9a-f]+$/, '-0000beef');
+  const planted = join(dirname(s.path), plantedId);
+  cpSync(s.path, planted, { recursive: true });
+  await expect(svc.verify(plantedId)).resolves.toMatchObject({ ok: true, recorded: 'unrecorded' });
+  const eventsBefore = (await db.pool.query('SELECT count(*)::int AS n FROM audit_events')).rows[0].n;
+  await expect(svc.restore(plantedId, { actor: 'x' })).rejects.toThrow(/not recorded in the audit trail .*--allow-unrecorded/);
+  expect((await db.pool.query('SELECT count(*)::int AS n FROM audit_events')).rows[0].n).toBe(eventsBefore);
+
+  // A manifest that lists a file outside the folder (with that file's true sum) fails verification, naming it.
+  const manifestFile = join(planted, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+  const outside = join(dirname(s.path), 'outside.txt');
+  writeFileSync(outside, 'x');
+  manifest.files.push({ path: '../outside.txt', sha256: createHash('sha256').update('x').digest('hex'), bytes: 1 });
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  await expect(svc.verify(plantedId)).resolves.toMatchObject({ ok: false, problems: [{ path: '../outside.txt', problem: 'outside the backup folder' }] });
+  // And one that is not JSON is unreadable, not missing.
+  writeFileSync(manifestFile, '{not json');
+  await expect(svc.verify(plantedId)).resolves.toMatchObject({ ok: false, problems: [{ path: 'manifest.json', problem: 'unreadable' }] });
+  rmSync(planted, { recursive: true });
+  rmSync(outside);
 });

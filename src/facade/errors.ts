@@ -109,6 +109,8 @@ function fromClientError(err: { status?: unknown }): AppError | undefined {
 
 /** gRPC status UNAVAILABLE: the Temporal frontend cannot be reached (down, restarting, refusing connections). */
 const GRPC_UNAVAILABLE = 14;
+/** gRPC status FAILED_PRECONDITION: Temporal answers a query this way while the run's workflow task is failing. */
+const GRPC_FAILED_PRECONDITION = 9;
 /** Socket errors of a dependency that is down or went away mid-request. */
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
 /** SQLSTATE class 08 (connection exception), and 57P01-57P03: the server shuts down, crashed, or is starting up. */
@@ -124,6 +126,11 @@ function fromUnavailableDependency(err: unknown): AppError | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     if (isGrpcServiceError(e) && e.code === GRPC_UNAVAILABLE) {
       return new ServiceUnavailableError('temporal_unavailable', 'Temporal is unavailable; try again shortly');
+    }
+    if (isGrpcServiceError(e) && e.code === GRPC_FAILED_PRECONDITION && /workflow task in failed state/i.test(e.message)) {
+      // The run's workflow task keeps failing (a worker error or a nondeterministic change): it cannot answer until
+      // an operator fixes the cause (docs/runbook.md, "A run's workflow task is failing").
+      return new ServiceUnavailableError('run_task_failing', "the run's workflow task is failing, so it cannot answer; operators have been told by the WorkflowTaskFailing alert", 60);
     }
     const code = (e as { code?: unknown }).code;
     if ((typeof code === 'string' && (CONNECTION_ERRORS.has(code) || PG_UNAVAILABLE.test(code))) || PG_CONNECTION_MESSAGE.test(e.message)) {

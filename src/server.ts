@@ -184,7 +184,9 @@ async function main(): Promise<void> {
       workers: workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S),
     },
   });
-  const port = await app.start(config.PORT, config.HOST);
+  const port = await app.start(config.PORT, config.HOST).catch((err: Error) => {
+    throw new Error(`cannot listen on HOST=${config.HOST} PORT=${config.PORT}: ${err.message}`);
+  });
   logger.info({ port, host: config.HOST, pipelines: pipelines.list().map((p) => p.definition.name), limiter: limiter.mode }, 'facade listening');
 
   let stopping = false;

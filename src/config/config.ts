@@ -6,7 +6,6 @@ import { DEFAULT_STATUS_THRESHOLDS, type StatusThresholds } from '../facade/syst
 
 const ROOT = resolve(__dirname, '..', '..');
 
-const port = z.coerce.number().int().min(0).max(65535);
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -27,6 +26,7 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 // Strict decimal text: z.coerce.number() would take " " as 0, "0x1f" as 31 and "1e2" as 100.
 const wholeNumber = z.string().regex(/^\d{1,15}$/, 'expected a whole number').transform(Number);
+const port = wholeNumber.pipe(z.number().int().min(0).max(65535, 'expected a port from 0 to 65535'));
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Which proxies the facade believes about the client address: none, the nearest `n` hops, or these addresses. */
@@ -91,7 +91,7 @@ const schema = z.object({
   /** DATABASE_URL: PostgreSQL for the audit trail (required by the facade and the worker). */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
   /** DATABASE_POOL_MAX: connections per process. @default 10 */
-  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  DATABASE_POOL_MAX: wholeNumber.pipe(z.number().int().min(1).max(200)).default(10),
   /** REDIS_URL: Redis for rate limits shared across facades; unset means an in-process limiter (one facade only). */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').optional(),
   /** JWT_SECRET: HMAC key (HS256/384/512) that verifies bearer tokens, for development; at least 32 characters. */
@@ -116,7 +116,9 @@ const schema = z.object({
    */
   JWT_ALGORITHMS: z
     .string()
-    .transform((v) => [...new Set(v.split(',').map((a) => a.trim()).filter((a) => a !== ''))])
+    // Empty entries ("HS256,,") are a typo, not a wish: refused rather than skipped.
+    .refine((v) => v.split(',').every((a) => a.trim() !== ''), 'a comma list of algorithm names, without empty entries')
+    .transform((v) => [...new Set(v.split(',').map((a) => a.trim()))])
     .pipe(z.array(z.enum(JWT_ALGORITHMS, { error: `each must be one of ${JWT_ALGORITHMS.join(', ')}` })).min(1, 'name at least one algorithm'))
     .optional(),
   /** JWT_JWKS_TIMEOUT_MS: how long one fetch of the key set may take. @default 5000 @format ms, 100..60000 */
@@ -142,7 +144,7 @@ const schema = z.object({
    */
   JWT_MAX_TOKEN_LIFETIME_S: wholeNumber.pipe(z.number().int().min(60).max(2_592_000, 'expected at most 2592000 seconds (30 days)')).default(86_400),
   /** RATE_LIMIT_PER_MINUTE: requests per subject per minute. @default 600 */
-  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(600),
   /** TENANT_RATE_LIMIT_PER_MINUTE: requests per tenant per minute, every subject of the tenant together. @default 6000 */
   TENANT_RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(6000),
   /** TENANT_MAX_ACTIVE_RUNS: runs one tenant may have active at once, over all pipelines. @default 1000 */
@@ -175,7 +177,7 @@ const schema = z.object({
       return trust;
     }),
   /** BODY_LIMIT_BYTES: largest accepted request body. @default 262144 @format bytes */
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+  BODY_LIMIT_BYTES: wholeNumber.pipe(z.number().int().min(1024).max(16 * 1024 * 1024)).default(256 * 1024),
   /** HTTP_HEADERS_TIMEOUT_MS: longest time a client may take to send a request's line and headers (slow senders). @default 20000 @format ms, 1000..300000 */
   HTTP_HEADERS_TIMEOUT_MS: wholeNumber.pipe(z.number().int().min(1000).max(300_000)).default(20_000),
   /**
@@ -196,7 +198,7 @@ const schema = z.object({
   /** WORKER_METRICS_PORT: port of the worker's /metrics and /health endpoint; 0 picks a free one. @default 9464 */
   WORKER_METRICS_PORT: port.default(9464),
   /** STAGE_OUTPUT_INLINE_MAX_BYTES: stage outputs above this travel by reference (claim check in PostgreSQL). @default 262144 @format bytes */
-  STAGE_OUTPUT_INLINE_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
+  STAGE_OUTPUT_INLINE_MAX_BYTES: wholeNumber.pipe(z.number().int().min(1024).max(1024 * 1024)).default(256 * 1024),
   /**
    * SHUTDOWN_READY_DELAY_MS: on SIGTERM the facade first answers /ready with 503 for this long while still serving,
    * so load balancers take it out of rotation before it stops accepting connections. @default 0 @format ms
@@ -209,7 +211,7 @@ const schema = z.object({
    */
   WORKER_MAX_CACHED_WORKFLOWS: wholeNumber.pipe(z.number().int().min(0).max(100_000)).default(500),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */
-  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  WORKER_SHUTDOWN_GRACE_MS: wholeNumber.pipe(z.number().int().min(0)).default(30_000),
   /**
    * WORKER_SDK_METRICS_PORT: port of the Temporal SDK's own Prometheus exporter in the worker (task slots, pollers,
    * schedule-to-start latency), bound on WORKER_METRICS_HOST apart from the process's /metrics; `off` turns it off.

@@ -32,3 +32,22 @@ test('refuses a header timeout longer than the request timeout, which Node would
   ]);
   expect(loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '5000' }).HTTP_REQUEST_TIMEOUT_MS).toBe(5000);
 });
+
+describe('numbers and lists in configuration are strict', () => {
+  test.each([
+    ['PORT', ' 80'],
+    ['PORT', '1e3'],
+    ['PORT', '70000'],
+    ['DATABASE_POOL_MAX', '0x10'],
+    ['RATE_LIMIT_PER_MINUTE', '-5'],
+    ['WORKER_SHUTDOWN_GRACE_MS', '1.5'],
+    ['JWT_ALGORITHMS', 'HS256,,'],
+  ])('%s=%j is refused, naming the key', (key, value) => {
+    expect(() => loadConfig({ [key]: value })).toThrow(new RegExp(key));
+  });
+
+  test('plain decimal values are taken', () => {
+    const config = loadConfig({ PORT: '8080', DATABASE_POOL_MAX: '20', JWT_ALGORITHMS: 'HS256, HS384' });
+    expect(config).toMatchObject({ PORT: 8080, DATABASE_POOL_MAX: 20, JWT_ALGORITHMS: ['HS256', 'HS384'] });
+  });
+});

@@ -13,7 +13,7 @@ import { routeSpanNames, type HttpMetrics, type Logger } from '../telemetry';
 import type { createAuthenticator } from './auth';
 import { bodyGuard, rejectInvalidUtf8 } from './body-guard';
 import { createCodecRoutes, type CodecRouteOptions } from './codec-routes';
-import { clientErrorHandler, connectionsCheckingIntervalMs, DEFAULT_SERVER_TIMEOUTS, type ServerTimeouts } from './client-error';
+import { clientErrorHandler, connectMethodHandler, connectionsCheckingIntervalMs, DEFAULT_SERVER_TIMEOUTS, type ServerTimeouts } from './client-error';
 import { createAuditRoutes, type AuditReader } from './audit-routes';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
@@ -103,6 +103,14 @@ export function createApp(deps: AppDeps) {
   app.set('trust proxy', deps.trustProxy ?? false);
   app.set('query parser', 'simple');
   app.use(requestId, httpMetrics(deps.httpMetrics), routeSpanNames(), helmet());
+  app.use((req, _res, next) => {
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/1.0 clients may leave it out.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && !req.headers.host) {
+      next(new AppError(400, 'missing_host', 'Bad request', 'an HTTP/1.1 request must carry a Host header'));
+      return;
+    }
+    next();
+  });
   app.use(createHealthRoutes({ checks: deps.readiness, registry: deps.registry, isDraining: () => draining || leaving }));
   const openapi = buildOpenApi({ version: deps.version, pipelines: deps.pipelines.list().map((p) => p.definition.name) });
   app.get('/openapi.json', (_req, res) => {
@@ -155,12 +163,15 @@ export function createApp(deps: AppDeps) {
             headersTimeout: timeouts.headersTimeoutMs,
             requestTimeout: timeouts.requestTimeoutMs,
             connectionsCheckingInterval: connectionsCheckingIntervalMs(timeouts),
+            // Node would answer a request without Host with a bare 400; the app answers it as a problem instead.
+            requireHostHeader: false,
           },
           app,
         );
         http.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
         // Requests Node's parser refuses never reach Express: answer them as problem+json too.
         http.on('clientError', clientErrorHandler(deps.logger));
+        http.on('connect', connectMethodHandler());
         http.on('request', (_req: IncomingMessage, res: ServerResponse) => {
           inFlight.add(res);
           res.once('close', () => inFlight.delete(res));

@@ -28,7 +28,7 @@ export function connectionsCheckingIntervalMs(t: ServerTimeouts): number {
 
 export interface ClientErrorProblem {
   status: number;
-  code: 'malformed_request' | 'headers_too_large' | 'request_timeout' | 'payload_too_large';
+  code: 'malformed_request' | 'headers_too_large' | 'request_timeout' | 'payload_too_large' | 'method_not_allowed';
   title: string;
   detail: string;
 }
@@ -84,5 +84,19 @@ export function clientErrorHandler(logger?: Logger): (err: NodeJS.ErrnoException
     socket.end(clientErrorResponse(problem));
     // A peer that neither reads nor closes does not keep the socket.
     socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy());
+  };
+}
+
+/**
+ * The `connect` listener: CONNECT (proxy tunnelling) is not something this API offers. Node hands such requests to
+ * this event instead of the app, and without a listener it drops the connection without an answer.
+ */
+export function connectMethodHandler(): (req: unknown, socket: Socket) => void {
+  return (_req, socket) => {
+    if (!socket.writable) return socket.destroy();
+    socket.end(
+      clientErrorResponse({ status: 405, code: 'method_not_allowed', title: 'Method not allowed', detail: 'CONNECT is not supported: this is an API, not a proxy' }),
+    );
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   };
 }

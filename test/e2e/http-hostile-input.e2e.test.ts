@@ -101,6 +101,16 @@ test('bad headers and bad framing are answered 400 malformed_request', async () 
   );
 });
 
+test('CONNECT and an HTTP/1.1 request without Host are answered as problems too', async () => {
+  expectProblem(await rawExchange(port, ['CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n']), 405, 'method_not_allowed');
+  const noHost = await rawExchange(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']);
+  expect(noHost.status).toBe(400);
+  expect(noHost.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(JSON.parse(noHost.body)).toMatchObject({ status: 400, code: 'missing_host' });
+  // HTTP/1.0 had no Host header: still served.
+  expect((await rawExchange(port, ['GET /health HTTP/1.0\r\n\r\n'])).status).toBe(200);
+});
+
 test('headers over the size limit are answered 431 headers_too_large', async () => {
   const big = `GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`;
   expectProblem(await rawExchange(port, [big]), 431, 'headers_too_large');

@@ -24,7 +24,30 @@ export interface TicketProblem {
 
 /** `FILE:LINE: field: message`, the shape compilers use, so editors and grep can jump to it. */
 export function formatTicketProblem(p: TicketProblem): string {
-  return `${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+  // Messages may quote the file (a parser's error): control characters are shown escaped, never sent to the terminal.
+  const message = p.message.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${message}`;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** The 1-based numbers of the lines that are not valid UTF-8 (the facade refuses such text). */
+function invalidUtf8Lines(bytes: Buffer): number[] {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const bad: number[] = [];
+  let start = 0;
+  for (let line = 1; start <= bytes.length; line++) {
+    const end = bytes.indexOf(0x0a, start);
+    const stop = end === -1 ? bytes.length : end;
+    try {
+      decoder.decode(bytes.subarray(start, stop));
+    } catch {
+      bad.push(line);
+    }
+    if (end === -1) break;
+    start = end + 1;
+  }
+  return bad;
 }
 
 /** Problems shown in an error message; the full list stays on `problems`. */
@@ -47,6 +70,7 @@ function check(file: string, line: number, row: Record<string, unknown>, problem
   const before = problems.length;
   const text = row.text;
   if (typeof text !== 'string' || text.trim() === '') problems.push({ file, line, field: 'text', message: 'must be a non-empty string' });
+  else if (LONE_SURROGATE.test(text)) problems.push({ file, line, field: 'text', message: 'must be well-formed Unicode (it holds a lone surrogate)' });
   const category = row.category;
   if (category !== undefined && category !== null && category !== '' && typeof category !== 'string') {
     problems.push({ file, line, field: 'category', message: 'must be a string when present' });
@@ -123,12 +147,18 @@ function readCsv(file: string, content: string, limit: number | undefined, probl
  * first: throws `InputFileError` whose problems name the file, line and field.
  */
 export function readTickets(file: string, limit?: number): Ticket[] {
-  let content: string;
+  let bytes: Buffer;
   try {
-    content = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new InputFileError([{ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
   }
+  const badLines = invalidUtf8Lines(bytes);
+  if (badLines.length > 0) {
+    const problems = badLines.map((line): TicketProblem => ({ file, line, message: 'not valid UTF-8 (save the file as UTF-8)' }));
+    throw new InputFileError(problems, `${file}: ${count(problems.length, 'problem')}; nothing was started:`);
+  }
+  const content = bytes.toString('utf8');
   const problems: TicketProblem[] = [];
   const tickets = ['.jsonl', '.ndjson'].includes(extname(file).toLowerCase())
     ? readJsonl(file, content, limit ?? Infinity, problems)

@@ -58,6 +58,18 @@ test('the error message lists the problems under a heading that names the file',
   expect(() => readTickets(file)).toThrow(`${file}: 1 problem; nothing was started:\n${file}:1: text: must be a non-empty string`);
 });
 
+test('text the facade would refuse is reported before anything starts: invalid UTF-8, lone surrogates', () => {
+  const file = join(dir, 'bad-bytes.csv');
+  writeFileSync(file, Buffer.concat([Buffer.from('text,category\nfine,card\n'), Buffer.from([0x62, 0xff, 0xfe, 0x0a]), Buffer.from('also fine,card\n')]));
+  expect(problemsOf(() => readTickets(file))).toEqual([`${file}:3: not valid UTF-8 (save the file as UTF-8)`]);
+  const jsonl = fixture('surrogate.jsonl', '{"text":"ok"}\n{"text":"a\\ud800"}\n');
+  expect(problemsOf(() => readTickets(jsonl))).toEqual([`${jsonl}:2: text: must be well-formed Unicode (it holds a lone surrogate)`]);
+});
+
+test('control characters quoted from the file are shown escaped', () => {
+  expect(formatTicketProblem({ file: 'f.jsonl', line: 1, message: 'not valid JSON (Unexpected token \u001b[31m)' })).toBe('f.jsonl:1: not valid JSON (Unexpected token \\u001b[31m)');
+});
+
 test('--limit bounds the rows read, so a bad row beyond it does not count', () => {
   const file = fixture('limited.jsonl', '{"text":"one"}\n{"text":"two"}\nnot json\n');
   expect(readTickets(file, 2).map((t) => t.text)).toEqual(['one', 'two']);

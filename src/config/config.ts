@@ -205,9 +205,9 @@ const schema = z.object({
    */
   SHUTDOWN_READY_DELAY_MS: wholeNumber.pipe(z.number().int().min(0).max(120_000)).default(0),
   /**
-   * WORKER_MAX_CACHED_WORKFLOWS: runs a worker keeps in memory between their tasks (sticky cache). A cached run costs
-   * about 2.5 MiB here (BENCHMARKS.md, parked runs), more than the SDK's heap-based default assumes; an evicted run
-   * is replayed from its history when its next task comes. @default 500
+   * WORKER_MAX_CACHED_WORKFLOWS: runs a worker keeps in memory between their tasks (sticky cache). With the SDK's
+   * heap-based default (about 2,300 here) 2,000 parked runs overwhelmed one worker (BENCHMARKS.md, parked runs); an
+   * evicted run is replayed from its history when its next task comes. @default 500
    */
   WORKER_MAX_CACHED_WORKFLOWS: wholeNumber.pipe(z.number().int().min(0).max(100_000)).default(500),
   /** WORKER_SHUTDOWN_GRACE_MS: time in-flight activities get to finish on SIGTERM. @default 30000 @format ms */

@@ -88,3 +88,29 @@ export async function exitOf(service: Service, timeoutMs = 60_000): Promise<{ co
   });
   return { code: service.child.exitCode, output: service.output() };
 }
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the `agentry` command line (`src/cli.ts`) to its end with a minimal environment: PATH, HOME and `env`
+ * (a state folder of the test's own, say), so the developer's configuration never leaks in.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('exit', (code) => done({ code, stdout, stderr }));
+  });
+}

@@ -1,37 +1,24 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createAuditStore } from '../../src/audit';
 import type { AuditEventInput } from '../../src/contracts';
 import { TEST_AUDIT_SEAL_KEYS, testSealKeys } from '../helpers/audit-seal';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { runCli, type CliResult } from '../helpers/processes';
 
-const ROOT = resolve(__dirname, '..', '..');
 
 let db: TestDatabase;
 let env: Record<string, string>;
 
 /** Runs `agentry ...` as a real process; resolves with its exit code and output. */
-function agentry(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function agentry(...args: string[]): Promise<CliResult> {
   return agentryWith({}, ...args);
 }
 
 /** `agentry ...` with some environment variables replaced (another database). */
-function agentryWith(overrides: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...env, ...overrides },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', fail);
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
+function agentryWith(overrides: Record<string, string>, ...args: string[]): Promise<CliResult> {
+  return runCli(args, { ...env, ...overrides });
 }
 
 function event(tenant: string, seq: number, data: Record<string, unknown>): AuditEventInput {

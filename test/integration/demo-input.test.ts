@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { runCli, type CliResult } from '../helpers/processes';
 
-const ROOT = resolve(__dirname, '..', '..');
 let dir: string;
 
 beforeAll(() => {
@@ -12,20 +11,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `agentry demo ...` as a real process, with its own state folder. */
-function demo(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), 'demo', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', AGENTRY_STATE_DIR: join(dir, 'state') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', fail);
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
+function demo(...args: string[]): Promise<CliResult> {
+  return runCli(['demo', ...args], { AGENTRY_STATE_DIR: join(dir, 'state') });
 }
 
 test('the demo refuses tickets the pipeline input schema would reject, naming file, line and field, before starting anything', async () => {

@@ -65,6 +65,8 @@ export const PATCHES = {
   runTimeout: 'run-timeout-v1',
   /** Runs started after this change free their concurrency slot when they end; older runs held none. */
   releaseSlot: 'release-run-slot-v1',
+  /** A slot release that exhausts its retries no longer fails the run. */
+  releaseSlotTolerant: 'release-run-slot-tolerant-v1',
 } as const;
 
 interface StageFailure {
@@ -364,6 +366,8 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
       try {
         await CancellationScope.nonCancellable(() => releaseRunSlot({ tenant: principal.tenant, pipeline: def.name, runId: args.runId }));
       } catch (err) {
+        // Runs before this change failed here: their histories must replay that way.
+        if (!patched(PATCHES.releaseSlotTolerant)) throw err;
         // Redis stayed down through every attempt. The slot's lease frees it later; the run still ends as it should.
         log.warn('could not release the run slot; its lease will expire', { error: err instanceof Error ? err.message : String(err) });
       }

@@ -73,7 +73,8 @@ export function startAgentHealthChecks(opts: AgentHealthOptions): AgentHealthChe
     });
     // The probe itself may outlive the timeout; it stays `pending` (blocking the next round for this agent) until
     // it settles, but the gauge turns 0 as soon as the timeout passes.
-    const probe = agent.health();
+    // An agent whose health() throws at once (not async) counts as unhealthy, like one that rejects.
+    const probe = Promise.resolve().then(() => agent.health!());
     probe.catch(() => undefined).finally(() => pending.delete(agent.name));
     pending.set(agent.name, probe.then(() => undefined, () => undefined));
     return Promise.race([probe, timeout]).then(

@@ -58,14 +58,26 @@ const TASK_TYPES: Record<TaskType, proto.api.enums.v1.TaskQueueType> = {
 /** Remembers a promise for `ttlMs`; a rejected one is forgotten at once, so the next call retries. */
 function cached<T>(ttlMs: number, now: () => number, load: () => Promise<T>): () => Promise<T> {
   let entry: { at: number; value: Promise<T> } | undefined;
+  // One load at a time: while Temporal is slow, scrapes and probes share the call in flight instead of piling up.
+  let inFlight: Promise<T> | undefined;
   return () => {
+    if (inFlight) return inFlight;
     if (entry && now() - entry.at < ttlMs) return entry.value;
     const value = load();
-    const mine = { at: now(), value };
-    entry = mine;
-    value.catch(() => {
-      if (entry === mine) entry = undefined;
-    });
+    inFlight = value;
+    value
+      .then(
+        () => {
+          // The answer is fresh from when it arrived, not from when it was asked for.
+          entry = { at: now(), value };
+        },
+        () => {
+          entry = undefined;
+        },
+      )
+      .finally(() => {
+        if (inFlight === value) inFlight = undefined;
+      });
     return value;
   };
 }

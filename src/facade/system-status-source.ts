@@ -44,7 +44,8 @@ export function createSystemStatusSource(opts: SystemStatusSourceOptions): Syste
   const windowMs = (opts.windowS ?? 300) * 1000;
   const samples: Counters[] = [];
 
-  const sample = async (): Promise<Counters> => {
+  /** Reads the counters; only the timer keeps them (`keep`), so the window's size does not follow the read rate. */
+  const sample = async (keep: boolean): Promise<Counters> => {
     const [cpu, requests] = await Promise.all([metricValues(opts.registry, 'process_cpu_seconds_total'), metricValues(opts.registry, 'http_requests_total')]);
     const api = requests.filter((v) => !NOT_API.has(String(v.labels.route)));
     const current = {
@@ -53,17 +54,19 @@ export function createSystemStatusSource(opts: SystemStatusSourceOptions): Syste
       requests: api.reduce((s, v) => s + v.value, 0),
       serverErrors: api.filter((v) => String(v.labels.status).startsWith('5')).reduce((s, v) => s + v.value, 0),
     };
-    samples.push(current);
-    while (samples.length > 1 && current.at - samples[0].at > windowMs) samples.shift();
+    if (keep) {
+      samples.push(current);
+      while (samples.length > 1 && current.at - samples[0].at > windowMs) samples.shift();
+    }
     return current;
   };
-  const timer = setInterval(() => void sample().catch(() => undefined), Math.max(1000, windowMs / 10));
+  const timer = setInterval(() => void sample(true).catch(() => undefined), Math.max(1000, windowMs / 10));
   timer.unref();
-  void sample().catch(() => undefined);
+  void sample(true).catch(() => undefined);
 
   const measure = async (): Promise<StatusInputs> => {
-    const current = await sample();
-    const oldest = samples[0];
+    const current = await sample(false);
+    const oldest = samples[0] ?? current;
     // A rate over a few milliseconds is noise: until the window holds 10 s, rates run from the process's start.
     const base: Counters =
       current.at - oldest.at >= MIN_RATE_SPAN_MS ? oldest : { at: current.at - process.uptime() * 1000, cpuSeconds: 0, requests: 0, serverErrors: 0 };

@@ -3,6 +3,7 @@ import type { AuditEventInput } from '../contracts';
 import { GENESIS_HASH, chainHash, type ChainedFields } from './audit-chain';
 import { sealContext, sealFields, type SealKeyRing } from './audit-seal';
 import { checkOut } from '../storage/pg-client';
+import { replaceLoneSurrogates } from '../security/unicode';
 
 export interface StoredAuditEvent extends ChainedFields {
   data: Record<string, unknown>;
@@ -324,15 +325,13 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
 }
 export type AuditStore = ReturnType<typeof createAuditStore>;
 
-/** UTF-16 surrogates without their pair, which PostgreSQL stores as U+FFFD. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
  * Replaces U+0000 and lone surrogates in every string and key of a value with U+FFFD. PostgreSQL refuses the first
  * and stores the second as U+FFFD itself; the hash must be computed over what is stored, or the chain breaks.
  */
 export function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return value.split('\u0000').join('\ufffd').replace(LONE_SURROGATE, '\ufffd') as T;
+  if (typeof value === 'string') return replaceLoneSurrogates(value.split('\u0000').join('\ufffd')) as T;
   if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [withoutNul(k), withoutNul(v)])) as T;

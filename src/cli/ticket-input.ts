@@ -4,6 +4,7 @@ import { parse } from 'csv-parse/sync';
 import type { CatalogEntry } from '../pipelines/pipeline-catalog';
 import { createInputChecker, type InputChecker } from '../security';
 import { count } from './format';
+import { hasLoneSurrogate } from '../security/unicode';
 
 export interface Ticket {
   text: string;
@@ -29,7 +30,6 @@ export function formatTicketProblem(p: TicketProblem): string {
   return `${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${message}`;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The 1-based numbers of the lines that are not valid UTF-8 (the facade refuses such text). */
 function invalidUtf8Lines(bytes: Buffer): number[] {
@@ -70,7 +70,7 @@ function check(file: string, line: number, row: Record<string, unknown>, problem
   const before = problems.length;
   const text = row.text;
   if (typeof text !== 'string' || text.trim() === '') problems.push({ file, line, field: 'text', message: 'must be a non-empty string' });
-  else if (LONE_SURROGATE.test(text)) problems.push({ file, line, field: 'text', message: 'must be well-formed Unicode (it holds a lone surrogate)' });
+  else if (hasLoneSurrogate(text)) problems.push({ file, line, field: 'text', message: 'must be well-formed Unicode (it holds a lone surrogate)' });
   const category = row.category;
   if (category !== undefined && category !== null && category !== '' && typeof category !== 'string') {
     problems.push({ file, line, field: 'category', message: 'must be a string when present' });

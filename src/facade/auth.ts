@@ -7,6 +7,7 @@ import { AppError, ServiceUnavailableError, UnauthorizedError } from './errors';
 import { KeySetUnavailableError, secretKey, type VerificationKey } from './verification-key';
 
 import { ROLES, type Role } from '../pipelines/definition-schema';
+import { hasLoneSurrogate } from '../security/unicode';
 
 export { ROLES, type Role };
 
@@ -18,7 +19,7 @@ const claimsSchema = z.object({
     .max(256)
     .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
     // A lone UTF-16 surrogate is not text: it cannot be stored or audited as it is.
-    .refine((v) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(v), 'must be well-formed Unicode (no lone surrogates)'),
+    .refine((v) => !hasLoneSurrogate(v), 'must be well-formed Unicode (no lone surrogates)'),
   tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'tenant must be a lowercase slug'),
   roles: z.array(z.enum(ROLES)).max(ROLES.length),
 });

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { AppError } from './errors';
+import { hasLoneSurrogate } from '../security/unicode';
 
 /** Keys that reach object prototypes when a body is merged or assigned into another object. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
@@ -22,10 +23,6 @@ export interface InspectOptions {
   maxProblems?: number;
 }
 
-/** A UTF-16 high surrogate not followed by a low one, or a low one not preceded by a high one. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-export const hasLoneSurrogate = (s: string): boolean => LONE_SURROGATE.test(s);
 
 const pointerToken = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 

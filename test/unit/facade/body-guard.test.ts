@@ -1,4 +1,5 @@
-import { bodyProblemError, hasLoneSurrogate, inspectJson } from '../../../src/facade/body-guard';
+import { bodyProblemError, inspectJson } from '../../../src/facade/body-guard';
+import { hasLoneSurrogate } from '../../../src/security/unicode';
 
 const parse = (text: string): unknown => JSON.parse(text);
 

@@ -26,6 +26,16 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 // Strict decimal text: z.coerce.number() would take " " as 0, "0x1f" as 31 and "1e2" as 100.
 const wholeNumber = z.string().regex(/^\d{1,15}$/, 'expected a whole number').transform(Number);
+/** A JSON value given as text; a value that does not parse is refused with an example of the expected shape. */
+const jsonText = (example: string) =>
+  z.string().transform((v, ctx) => {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `expected JSON such as ${example}` });
+      return z.NEVER;
+    }
+  });
 const port = wholeNumber.pipe(z.number().int().min(0).max(65535, 'expected a port from 0 to 65535'));
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -236,16 +246,7 @@ const schema = z.object({
    * @default warning/critical: cpuCores 0.8/0.95, memoryBytes 768/900 MiB, httpErrorRatio 0.01/0.05,
    * runTimeP95Seconds 900/3600, taskQueueBacklog 100/1000, approvalAgeSeconds 14400/86400
    */
-  STATUS_THRESHOLDS: z
-    .string()
-    .transform((v, ctx) => {
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'expected JSON such as {"approvalAgeSeconds": {"warning": 3600}}' });
-        return z.NEVER;
-      }
-    })
+  STATUS_THRESHOLDS: jsonText('{"approvalAgeSeconds": {"warning": 3600}}')
     .pipe(
       z.strictObject(
         Object.fromEntries(
@@ -356,16 +357,7 @@ const schema = z.object({
    * LLM_PRICES: USD per 1,000 tokens by model, as JSON: `{"gpt-4o-mini": {"input": 0.00015, "output": 0.0006}}`.
    * Models not listed cost 0 (the embedded model). @default {}
    */
-  LLM_PRICES: z
-    .string()
-    .transform((v, ctx) => {
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'expected JSON such as {"model": {"input": 0.00015, "output": 0.0006}}' });
-        return z.NEVER;
-      }
-    })
+  LLM_PRICES: jsonText('{"model": {"input": 0.00015, "output": 0.0006}}')
     .pipe(z.record(z.string().min(1), z.strictObject({ input: z.number().min(0), output: z.number().min(0) }), { error: 'expected {"model": {"input": USD per 1k tokens, "output": USD per 1k tokens}}' }))
     .default({}),
   /** LLM_BUDGET_PER_RUN_TOKENS: most tokens (prompt and completion) the `llm` stages of one run may use. @default 20000 @format tokens */

@@ -1,3 +1,4 @@
+import { percentile as nearestRank } from '../telemetry/percentile';
 /**
  * The judgement behind `GET /v1/system/status`: measured values in, current issues out. Pure (no I/O, no clock), so
  * every threshold can be tested with plain numbers; `system-status-source.ts` gathers the values.
@@ -79,10 +80,7 @@ export interface SystemStatus {
 
 /** The q-quantile (0..1) by the nearest-rank method; undefined for no values. */
 export function percentile(values: readonly number[], q: number): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
-  return sorted[rank - 1];
+  return values.length === 0 ? undefined : nearestRank(values, q * 100);
 }
 
 function level(value: number, levels: Levels): { severity: Severity; threshold: number } | undefined {

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { PROJECT_TOOLS_DIR } from '../temporal/temporal-cli';
+import { isExecutable, findOnPath } from '../runtime/executables';
 
 /**
  * Tools the test suite needs beyond npm, installed by `npm run setup` into the git-ignored `.tools/`:
@@ -29,22 +30,6 @@ export interface ToolOptions {
   /** Install when the tool is missing. @default true */
   install?: boolean;
   log?: (line: string) => void;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
 }
 
 function lastLines(out: { stdout?: string | null; stderr?: string | null; status: number | null }): string {

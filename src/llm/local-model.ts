@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { PROJECT_TOOLS_DIR } from '../temporal/temporal-cli';
+import { findOnPath } from '../runtime/executables';
 
 /**
  * The embedded model: SmolLM2-135M-Instruct (Q4_1 GGUF, about 90 MB), as carried by the PyPI package
@@ -40,13 +41,6 @@ function findGguf(dir: string, depth = 0): string | undefined {
       const found = findGguf(path, depth + 1);
       if (found) return found;
     }
-  }
-  return undefined;
-}
-
-function findOnPath(name: string, pathEnv = process.env.PATH ?? ''): string | undefined {
-  for (const dir of pathEnv.split(delimiter)) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
   return undefined;
 }

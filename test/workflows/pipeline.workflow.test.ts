@@ -2,40 +2,22 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createAuditStore } from '../../src/audit';
 import { SA_STATUS, progressQuery, type PipelineRunResult } from '../../src/contracts';
-import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../helpers/pipeline-worker';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { startTemporal } from '../helpers/temporal';
+import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
 import { TEST_PIPELINES } from '../helpers/test-agents';
 
 const ROOT = resolve(__dirname, '..', '..');
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let pw: PipelineWorker;
 const taskQueue = 'wf-test-pipeline';
-
-beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  pw = await startPipelineWorker(env, db.pool, taskQueue);
-});
-
-afterAll(async () => {
-  await pw?.stop();
-  await db?.drop();
-  await env?.teardown();
-});
+const ctx = usePipelineEnv(taskQueue);
 
 let counter = 0;
 const start = (yaml: string, input: Record<string, unknown>) =>
-  startPipelineRun(env.client, pw.agents, taskQueue, yaml, input, `run-${++counter}`);
+  startPipelineRun(ctx.env.client, ctx.pw.agents, taskQueue, yaml, input, `run-${++counter}`);
 
 const auditTypes = async (runId: string) =>
-  (await createAuditStore(db.pool).listByRun('wf-tests', runId)).map((e) => `${e.type}${e.stage ? `:${e.stage}` : ''}`);
+  (await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId)).map((e) => `${e.type}${e.stage ? `:${e.stage}` : ''}`);
 
 test('support-triage redacts, classifies, routes and replies, auditing every step', async () => {
   const yaml = readFileSync(join(ROOT, 'src/pipelines/definitions/support-triage.yaml'), 'utf8');
@@ -75,7 +57,7 @@ test('support-triage redacts, classifies, routes and replies, auditing every ste
   });
   expect(result.stages.filter((s) => s.usage).map((s) => s.name)).toEqual(['draft']);
   expect(result.spend).toEqual({ tokens: draft.usage.totalTokens, costUsd: 0 });
-  const draftEvent = (await createAuditStore(db.pool).listByRun('wf-tests', runId)).find((e) => e.type === 'stage.completed' && e.stage === 'draft');
+  const draftEvent = (await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId)).find((e) => e.type === 'stage.completed' && e.stage === 'draft');
   expect(draftEvent?.data).toMatchObject({ usage: { totalTokens: draft.usage.totalTokens, costUsd: 0 }, runSpend: { tokens: draft.usage.totalTokens, costUsd: 0 } });
 
   expect(await auditTypes(runId)).toEqual([
@@ -100,7 +82,7 @@ test('a transient agent failure is retried and the attempts are recorded', async
   const result = (await handle.result()) as PipelineRunResult;
   expect(result.outputs.echo).toEqual({ echoed: 'hello', attempt: 3 });
   expect(result.stages[0].attempts).toBe(3);
-  const events = await createAuditStore(db.pool).listByRun('wf-tests', runId);
+  const events = await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId);
   expect(events.find((e) => e.type === 'stage.completed')?.data).toMatchObject({ attempts: 3 });
 });
 

@@ -1,7 +1,5 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { defineSignal } from '@temporalio/workflow';
 import { createAuditStore } from '../../src/audit';
 import {
@@ -14,37 +12,21 @@ import {
   type PipelineRunResult,
   type RunProgress,
 } from '../../src/contracts';
-import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../helpers/pipeline-worker';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { startTemporal } from '../helpers/temporal';
+import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
 import { sleeperLog } from '../helpers/test-agents';
 import { approvalYaml, cancelYaml, parallelYaml } from '../helpers/test-pipelines';
 import { waitUntil } from '../helpers/wait';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let pw: PipelineWorker;
 const taskQueue = 'wf-test-run-control';
 const starter = { subject: 'alice', tenant: 'wf-tests', roles: ['operator' as const] };
 const approver = { subject: 'bob', roles: ['approver' as const] };
-
-beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  pw = await startPipelineWorker(env, db.pool, taskQueue);
-});
-
-afterAll(async () => {
-  await pw?.stop();
-  await db?.drop();
-  await env?.teardown();
-});
+const ctx = usePipelineEnv(taskQueue);
 
 let counter = 0;
 const start = (yaml: string, input: Record<string, unknown> = {}) =>
-  startPipelineRun(env.client, pw.agents, taskQueue, yaml, input, `rc-${++counter}`, starter);
+  startPipelineRun(ctx.env.client, ctx.pw.agents, taskQueue, yaml, input, `rc-${++counter}`, starter);
 
-const auditOf = async (runId: string) => createAuditStore(db.pool).listByRun('wf-tests', runId);
+const auditOf = async (runId: string) => createAuditStore(ctx.db.pool).listByRun('wf-tests', runId);
 const types = async (runId: string) => (await auditOf(runId)).map((e) => `${e.type}${e.stage ? `:${e.stage}` : ''}`);
 
 async function awaitingApproval(handle: WorkflowHandle, stage: string): Promise<RunProgress> {

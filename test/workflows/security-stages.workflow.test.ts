@@ -1,32 +1,14 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createAuditStore } from '../../src/audit';
 import type { PipelineRunResult } from '../../src/contracts';
-import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../helpers/pipeline-worker';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { startTemporal } from '../helpers/temporal';
+import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let pw: PipelineWorker;
 const taskQueue = 'wf-test-security';
-
-beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  pw = await startPipelineWorker(env, db.pool, taskQueue);
-});
-
-afterAll(async () => {
-  await pw?.stop();
-  await db?.drop();
-  await env?.teardown();
-});
+const ctx = usePipelineEnv(taskQueue);
 
 let counter = 0;
-const start = (yaml: string, input: Record<string, unknown>) => startPipelineRun(env.client, pw.agents, taskQueue, yaml, input, `sec-${++counter}`);
+const start = (yaml: string, input: Record<string, unknown>) => startPipelineRun(ctx.env.client, ctx.pw.agents, taskQueue, yaml, input, `sec-${++counter}`);
 
 const guarded = (policy: 'flag' | 'block') => `
 name: guarded
@@ -48,7 +30,7 @@ describe('injection guard before untrustedText stages', () => {
     const { handle, runId } = await start(guarded('flag'), { text: hostile });
     const result = (await handle.result()) as PipelineRunResult;
     expect(result.status).toBe('completed');
-    const flagged = (await createAuditStore(db.pool).listByRun('wf-tests', runId)).find((e) => e.type === 'security.flagged');
+    const flagged = (await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId)).find((e) => e.type === 'security.flagged');
     expect(flagged).toMatchObject({ stage: 'redact', data: { policy: 'flag', rules: ['override-instructions'], paths: ['/text'] } });
   });
 
@@ -57,14 +39,14 @@ describe('injection guard before untrustedText stages', () => {
     const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err.cause as ApplicationFailure).type).toBe('SecurityBlocked');
-    const types = (await createAuditStore(db.pool).listByRun('wf-tests', runId)).map((e) => e.type);
+    const types = (await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId)).map((e) => e.type);
     expect(types).toEqual(['run.started', 'security.flagged', 'run.failed']);
   });
 
   test('ordinary text passes without a finding', async () => {
     const { handle, runId } = await start(guarded('block'), { text: 'My card was declined at the supermarket' });
     expect(((await handle.result()) as PipelineRunResult).status).toBe('completed');
-    expect((await createAuditStore(db.pool).listByRun('wf-tests', runId)).map((e) => e.type)).not.toContain('security.flagged');
+    expect((await createAuditStore(ctx.db.pool).listByRun('wf-tests', runId)).map((e) => e.type)).not.toContain('security.flagged');
   });
 });
 
@@ -93,7 +75,7 @@ stages:
   expect(big.note).toBe('small');
   expect(big.text.$claim).toContain('/big/text');
   expect(big.text.bytes).toBeGreaterThan(bytes);
-  const { rows } = await db.pool.query<{ bytes: number }>('SELECT bytes FROM stage_payloads WHERE stage = $1', ['big']);
+  const { rows } = await ctx.db.pool.query<{ bytes: number }>('SELECT bytes FROM stage_payloads WHERE stage = $1', ['big']);
   expect(rows[0].bytes).toBeGreaterThan(bytes);
   // Nothing near the limit went through Temporal.
   const history = await handle.fetchHistory();

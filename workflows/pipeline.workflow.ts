@@ -3,6 +3,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   allHandlersFinished,
   condition,
   defineSignal,
@@ -15,6 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities';
 import {
   FailureType,
@@ -67,12 +69,23 @@ export const PATCHES = {
   releaseSlot: 'release-run-slot-v1',
   /** A slot release that exhausts its retries no longer fails the run. */
   releaseSlotTolerant: 'release-run-slot-tolerant-v1',
+  /** A stage that times out after its run was cancelled (or ran out of time) counts as cancelled, not failed. */
+  timeoutAfterCancel: 'stage-timeout-after-cancel-v1',
 } as const;
 
 interface StageFailure {
   type: string;
   message: string;
   attempts?: number;
+}
+
+/**
+ * Temporal does not retry an activity whose cancellation was requested: if the attempt then times out before the
+ * agent acknowledges the cancellation (a slow heartbeat, or an agent that ignores its abort signal), the stage
+ * ends with a timeout whose retry state is CANCEL_REQUESTED. The run was being stopped; that is what happened.
+ */
+function stoppedWhileCancelling(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.retryState === RetryState.CANCEL_REQUESTED;
 }
 
 function describeFailure(err: unknown): StageFailure {
@@ -258,9 +271,10 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
       );
       return res.output;
     } catch (err) {
-      if (isCancellation(err)) {
+      const cancelled = isCancellation(err) || (stoppedWhileCancelling(err) && patched(PATCHES.timeoutAfterCancel));
+      if (cancelled) {
         setStage(stage.name, { status: 'cancelled', finishedAt: Date.now() });
-        throw err;
+        throw isCancellation(err) ? err : new CancelledFailure(`stage "${stage.name}" timed out while its run was being cancelled`, [], err as Error);
       }
       if (err instanceof RunFailure) throw err;
       const f = describeFailure(err);

@@ -74,19 +74,19 @@ export const sleeperLog: { stage: string; runId: string; stoppedAt: number; reas
 
 /**
  * Works in a long loop (ticks of 100 ms, heartbeating), honouring the abort signal: the agent that proves a
- * cancelled run's work actually stops.
+ * cancelled run's work actually stops. With `deaf`, it ignores the signal, as a badly written agent would.
  */
 export const sleeperAgent: Agent = {
   name: 'sleeper',
   version: '1',
   description: 'sleeps in a loop for `ms` milliseconds',
-  input: z.object({ ms: z.number().int().min(0) }),
+  input: z.object({ ms: z.number().int().min(0), deaf: z.boolean().optional() }),
   output: z.object({ slept: z.number() }),
   async run(input, ctx) {
     const started = Date.now();
     const ms = Number(input.ms);
     while (Date.now() - started < ms) {
-      if (ctx.signal.aborted) {
+      if (ctx.signal.aborted && input.deaf !== true) {
         sleeperLog.push({ stage: ctx.stage, runId: ctx.runId, stoppedAt: Date.now(), reason: 'aborted' });
         throw new Error('aborted');
       }

@@ -65,3 +65,37 @@ stages:
     agent: lookup
     with: { key: "\${b.text}", table: { "mail me at <EMAIL_ADDRESS>": redacted } }
 `;
+
+/** A stage whose agent ignores cancellation: a cancel request meets the stage's timeout before any acknowledgement. */
+export const deafYaml = `
+name: deaf
+version: 1
+description: an agent that ignores cancellation
+input: { type: object }
+stages:
+  - name: long
+    agent: sleeper
+    # Past its timeout, but not so long that it holds up a worker's shutdown.
+    with: { ms: 6000, deaf: true }
+    timeout: 3s
+    heartbeatTimeout: 1s
+    retry: { maximumAttempts: 10 }
+`;
+
+/** A run that outlives its run timeout. */
+export const slowYaml = `
+name: slow
+version: 1
+description: outlives its run timeout
+input: { type: object }
+limits: { runTimeout: 2s }
+stages:
+  - name: long
+    agent: sleeper
+    with: { ms: 600000 }
+    timeout: 2s
+    heartbeatTimeout: 1s
+    # The stage's own timeout equals the run's (it may not be longer): with attempts left, a stage timeout in the
+    # same moment is retried rather than failing the stage, so the run deadline is what ends the run.
+    retry: { maximumAttempts: 10 }
+`;

@@ -14,7 +14,7 @@ import { startTemporal } from '../helpers/temporal';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approveUpdate, cancelSignal, progressQuery, type ApprovalDecisionInput } from '../../src/contracts';
 import { TEST_PIPELINES } from '../helpers/test-agents';
-import { approvalYaml, cancelYaml, parallelYaml } from '../helpers/test-pipelines';
+import { approvalYaml, cancelYaml, deafYaml, parallelYaml, slowYaml } from '../helpers/test-pipelines';
 import { waitUntil } from '../helpers/wait';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -101,6 +101,16 @@ stages:
       await waitForStage(h, 'long', 'running');
       await h.signal(cancelSignal, { actor: 'ops', reason: 'recording' });
       await h.cancel();
+    },
+  },
+  { name: 'run-timed-out', yaml: slowYaml, input: {} },
+  {
+    name: 'stage-timed-out-while-cancelling',
+    yaml: deafYaml,
+    input: {},
+    drive: async (h) => {
+      await waitForStage(h, 'long', 'running');
+      await h.signal(cancelSignal, { actor: 'ops', reason: 'recording' });
     },
   },
 ];

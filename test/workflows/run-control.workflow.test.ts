@@ -14,7 +14,7 @@ import {
 } from '../../src/contracts';
 import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
 import { sleeperLog } from '../helpers/test-agents';
-import { approvalYaml, cancelYaml, parallelYaml } from '../helpers/test-pipelines';
+import { approvalYaml, cancelYaml, deafYaml, parallelYaml, slowYaml } from '../helpers/test-pipelines';
 import { waitUntil } from '../helpers/wait';
 
 const taskQueue = 'wf-test-run-control';
@@ -194,23 +194,20 @@ describe('cancellation', () => {
     expect(await types(runId)).toContain('run.cancelled');
   });
 
+  test('a stage that times out while its run is being cancelled counts as cancelled, not failed', async () => {
+    // The agent ignores its abort signal, so the attempt runs into its timeout after the cancel request; Temporal
+    // does not retry it then (retry state CANCEL_REQUESTED). That is the race a slow heartbeat can also produce.
+    const { handle, runId } = await start(deafYaml);
+    await waitUntil('the agent to run', async () => ((await handle.query(progressQuery)).stages[0].status === 'running' ? true : undefined));
+    await handle.signal(cancelSignal, { actor: 'ops-oncall', reason: 'stuck' });
+    const result = (await handle.result()) as PipelineRunResult;
+    expect(result.status).toBe('cancelled');
+    expect(result.stages.map((s) => `${s.name}:${s.status}`)).toEqual(['long:cancelled']);
+    expect(await types(runId)).toEqual(['run.started', 'run.cancelled']);
+  });
+
   test('a run over its runTimeout fails with RunTimedOut', async () => {
-    const { handle, runId } = await start(`
-name: slow
-version: 1
-description: outlives its run timeout
-input: { type: object }
-limits: { runTimeout: 2s }
-stages:
-  - name: long
-    agent: sleeper
-    with: { ms: 600000 }
-    timeout: 2s
-    heartbeatTimeout: 1s
-    # The stage's own timeout equals the run's (it may not be longer): with attempts left, a stage timeout in the
-    # same moment is retried rather than failing the stage, so the run deadline is what ends the run.
-    retry: { maximumAttempts: 10 }
-`);
+    const { handle, runId } = await start(slowYaml);
     expect((await failureOf(handle)).type).toBe('RunTimedOut');
     expect(await types(runId)).toEqual(['run.started', 'run.failed']);
   });

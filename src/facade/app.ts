@@ -11,7 +11,7 @@ import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import { routeSpanNames, type HttpMetrics, type Logger } from '../telemetry';
 import type { createAuthenticator } from './auth';
-import { bodyGuard, rejectInvalidUtf8 } from './body-guard';
+import { assertUtf8Json, bodyGuard, rejectInvalidUtf8 } from './body-guard';
 import { createCodecRoutes, type CodecRouteOptions } from './codec-routes';
 import { clientErrorHandler, connectMethodHandler, connectionsCheckingIntervalMs, DEFAULT_SERVER_TIMEOUTS, type ServerTimeouts } from './client-error';
 import { createAuditRoutes, type AuditReader } from './audit-routes';
@@ -84,9 +84,7 @@ function httpMetrics(metrics: HttpMetrics): RequestHandler {
 
 const jsonOnly: RequestHandler = (req, _res, next) => {
   const hasBody = req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
-  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is('application/json')) {
-    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
-  }
+  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody) assertUtf8Json(req);
   next();
 };
 
@@ -137,6 +135,7 @@ export function createApp(deps: AppDeps) {
       temporal: deps.temporal,
       pipelines: deps.pipelines,
       logger: deps.logger,
+      metrics: deps.httpMetrics,
       shutdown: shutdown.signal,
       ...deps.runEvents,
     }),

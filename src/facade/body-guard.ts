@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RequestHandler } from 'express';
+import { MIMEType } from 'node:util';
+import type { Request, RequestHandler } from 'express';
 import { AppError } from './errors';
 import { hasLoneSurrogate } from '../security/unicode';
 
@@ -95,9 +96,30 @@ export function bodyGuard(opts: InspectOptions = {}): RequestHandler {
   };
 }
 
+/** The charset parameter of a media type, or null when absent; a media type too malformed to read counts as a wrong one. */
+function charsetOf(contentType: string): string | null {
+  try {
+    return new MIMEType(contentType).params.get('charset');
+  } catch {
+    return '(unreadable)';
+  }
+}
+
+/**
+ * A request body must be JSON in UTF-8 (RFC 8259, section 8.1): 415 otherwise. The parser alone would also take
+ * UTF-16 and UTF-32.
+ */
+export function assertUtf8Json(req: Request): void {
+  if (!req.is('application/json')) throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
+  const charset = charsetOf(req.headers['content-type'] ?? '');
+  if (charset !== null && !/^utf-?8$/i.test(charset)) {
+    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', `charset "${charset.slice(0, 40)}" is not accepted; send the body as UTF-8`);
+  }
+}
+
 /**
  * `verify` hook for `express.json()`: the decoder would silently turn invalid UTF-8 into U+FFFD, so check the
- * raw bytes first. Other charsets (UTF-16/32) are left to the lone-surrogate check after parsing.
+ * raw bytes first. Other charsets are refused before parsing (app.ts, jsonOnly).
  */
 export function rejectInvalidUtf8(_req: IncomingMessage, _res: ServerResponse, buf: Buffer, encoding: string): void {
   if (/^utf-?8$/i.test(encoding) && !isUtf8(buf)) {

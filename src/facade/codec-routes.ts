@@ -2,6 +2,7 @@ import express, { Router, type RequestHandler } from 'express';
 import type { PayloadCodec } from '@temporalio/common';
 import { PayloadDecryptionError, payloadsFromJson, payloadsToJson } from '../codec';
 import { ROLES, type Role } from './auth';
+import { assertUtf8Json, rejectInvalidUtf8 } from './body-guard';
 import { AppError, ForbiddenError, ValidationError } from './errors';
 
 /**
@@ -57,9 +58,7 @@ export function createCodecRoutes(deps: CodecRouteDeps): Router {
   };
 
   const jsonBody: RequestHandler = (req, _res, next) => {
-    if (!req.is('application/json')) {
-      throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
-    }
+    assertUtf8Json(req);
     next();
   };
 
@@ -85,7 +84,7 @@ export function createCodecRoutes(deps: CodecRouteDeps): Router {
       }
     };
 
-  const body = express.json({ limit: deps.bodyLimitBytes ?? 4 * 1024 * 1024, strict: true });
+  const body = express.json({ limit: deps.bodyLimitBytes ?? 4 * 1024 * 1024, strict: true, verify: rejectInvalidUtf8 });
   router.use(cors);
   for (const op of ['encode', 'decode'] as const) {
     router.post(`/${op}`, deps.auth.middleware, codecRole, jsonBody, body, convert(op));

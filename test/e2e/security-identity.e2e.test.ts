@@ -415,6 +415,11 @@ describe('request hygiene', () => {
     expect(form.json.code).toBe('unsupported_media_type');
     const plain = await start('{"input": {"text": "hi"}}', { 'content-type': 'text/plain' });
     expect(plain.status).toBe(415);
+    const utf16 = await start(Buffer.from('{"input": {"text": "hi"}}', 'utf16le'), { 'content-type': 'application/json; charset=utf-16le' });
+    expect(utf16.status).toBe(415);
+    expect(utf16.json.detail).toMatch(/charset "utf-16le" is not accepted/);
+    const utf8 = await start('{"input": {"text": "hi"}}', { 'content-type': 'application/json; charset="UTF-8"' });
+    expect(utf8.status).toBe(202);
     const malformed = await start('{"input": {"text": "hi"');
     expect(malformed.status).toBe(400);
     expect(malformed.json.code).toBe('invalid_json');

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { KeyRingError, parseKeyRing } from '../codec';
-import { DEFAULT_STATUS_THRESHOLDS, type StatusThresholds } from '../facade/system-status';
+import { DEFAULT_STATUS_THRESHOLDS, type StatusThresholds } from './status-thresholds';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -259,6 +259,11 @@ const schema = z.object({
       const merged = { ...DEFAULT_STATUS_THRESHOLDS };
       for (const key of Object.keys(merged) as (keyof StatusThresholds)[]) merged[key] = { ...merged[key], ...given[key] };
       return merged;
+    })
+    .superRefine((merged, ctx) => {
+      for (const [key, { warning, critical }] of Object.entries(merged)) {
+        if (warning > critical) ctx.addIssue({ code: 'custom', path: [key], message: `${key}: warning (${warning}) is above critical (${critical})` });
+      }
     })
     .default(DEFAULT_STATUS_THRESHOLDS),
   /**

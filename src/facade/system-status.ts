@@ -1,3 +1,4 @@
+import type { Levels, StatusThresholds } from '../config/status-thresholds';
 import { percentile as nearestRank } from '../telemetry/percentile';
 /**
  * The judgement behind `GET /v1/system/status`: measured values in, current issues out. Pure (no I/O, no clock), so
@@ -7,36 +8,7 @@ import { percentile as nearestRank } from '../telemetry/percentile';
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-/** A warning and a critical level; a value above a level (strictly) raises an issue of that severity. */
-export interface Levels {
-  warning: number;
-  critical: number;
-}
-
-export interface StatusThresholds {
-  /** CPU the process uses, in cores (1 = one core busy). @format cores */
-  cpuCores: Levels;
-  /** Resident memory of the process. @format bytes */
-  memoryBytes: Levels;
-  /** Share of API requests answered with a 5xx over the window. @format ratio 0..1 */
-  httpErrorRatio: Levels;
-  /** p95 wall time of completed runs of one pipeline, over the last hour. @format seconds */
-  runTimeP95Seconds: Levels;
-  /** Tasks waiting for a worker, per task queue and task type. @format tasks */
-  taskQueueBacklog: Levels;
-  /** How long the oldest run of a pipeline has waited for an approval. @format seconds */
-  approvalAgeSeconds: Levels;
-}
-
-/** Defaults in line with monitoring/alerts.yml: the warning levels match the alerts, critical is well past them. */
-export const DEFAULT_STATUS_THRESHOLDS: StatusThresholds = {
-  cpuCores: { warning: 0.8, critical: 0.95 },
-  memoryBytes: { warning: 768 * 1024 * 1024, critical: 900 * 1024 * 1024 },
-  httpErrorRatio: { warning: 0.01, critical: 0.05 },
-  runTimeP95Seconds: { warning: 900, critical: 3600 },
-  taskQueueBacklog: { warning: 100, critical: 1000 },
-  approvalAgeSeconds: { warning: 14_400, critical: 86_400 },
-};
+export { DEFAULT_STATUS_THRESHOLDS, type Levels, type StatusThresholds } from '../config/status-thresholds';
 
 /** Below this many API requests in the window an error ratio says too little to raise an issue. */
 export const MIN_REQUESTS_FOR_ERROR_RATIO = 20;

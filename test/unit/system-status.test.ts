@@ -154,6 +154,13 @@ describe('STATUS_THRESHOLDS', () => {
     expect(() => loadConfig({ STATUS_THRESHOLDS: '{"cpuCores": {"warning": -1}}' })).toThrow(/STATUS_THRESHOLDS/);
   });
 
+  test('refuses a warning level above the critical one, after merging with the defaults', () => {
+    expect(() => loadConfig({ STATUS_THRESHOLDS: '{"approvalAgeSeconds": {"warning": 90000}}' })).toThrow(
+      /STATUS_THRESHOLDS.*approvalAgeSeconds: warning \(90000\) is above critical \(86400\)/,
+    );
+    expect(loadConfig({ STATUS_THRESHOLDS: '{"approvalAgeSeconds": {"warning": 90000, "critical": 90000}}' }).STATUS_THRESHOLDS.approvalAgeSeconds).toEqual({ warning: 90000, critical: 90000 });
+  });
+
   test('WORKER_SDK_METRICS_PORT takes a port or off', () => {
     expect(loadConfig({}).WORKER_SDK_METRICS_PORT).toBe(9465);
     expect(loadConfig({ WORKER_SDK_METRICS_PORT: 'off' }).WORKER_SDK_METRICS_PORT).toBe('off');

@@ -155,6 +155,7 @@ async function main(): Promise<void> {
     intrusion,
     admission,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    runEvents: { maxStreamsPerSubject: config.EVENT_STREAMS_PER_SUBJECT, maxStreams: config.EVENT_STREAMS_MAX },
     trustProxy: config.TRUST_PROXY,
     serverTimeouts: {
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,

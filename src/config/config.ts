@@ -157,6 +157,10 @@ const schema = z.object({
   RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(600),
   /** TENANT_RATE_LIMIT_PER_MINUTE: requests per tenant per minute, every subject of the tenant together. @default 6000 */
   TENANT_RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(6000),
+  /** EVENT_STREAMS_PER_SUBJECT: run event streams (SSE) one caller may hold open on one facade replica; more answer 429. @default 10 */
+  EVENT_STREAMS_PER_SUBJECT: wholeNumber.pipe(z.number().int().min(1).max(10_000)).default(10),
+  /** EVENT_STREAMS_MAX: run event streams one facade replica holds open at once, over all callers; more answer 503. @default 1000 */
+  EVENT_STREAMS_MAX: wholeNumber.pipe(z.number().int().min(1).max(100_000)).default(1000),
   /** TENANT_MAX_ACTIVE_RUNS: runs one tenant may have active at once, over all pipelines. @default 1000 */
   TENANT_MAX_ACTIVE_RUNS: wholeNumber.pipe(z.number().int().min(1)).default(1000),
   /** RATE_LIMIT_FAIL_OPEN: serve requests unchecked while Redis is unreachable, instead of answering 503. @default false */

@@ -395,7 +395,9 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
             'Each transition is sent as `id: <seq>`, `event: transition`, `data: <Transition JSON>`, in order. Reconnecting ' +
             'with `Last-Event-ID` (or `?lastEventId=`) sends only later ones. Once the run has closed and everything was ' +
             'sent, `event: end` carries `{runId, status, temporalStatus, lastEventId}` and the stream ends. A `: keep-alive` ' +
-            'comment every 15 s; a stream lasts at most an hour (reconnect to continue). Needs a role in `access.read`.',
+            'comment every 15 s; a stream lasts at most an hour (reconnect to continue). Needs a role in `access.read`. ' +
+            'A caller may hold `EVENT_STREAMS_PER_SUBJECT` streams open on one replica (429 `too_many_streams` beyond), ' +
+            'a replica `EVENT_STREAMS_MAX` in all (503 `streams_exhausted` beyond).',
           parameters: [
             ...runPath,
             // Empty means "from the first transition", as for a client that has seen none.

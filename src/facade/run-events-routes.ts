@@ -2,8 +2,8 @@ import { Router, type Request } from 'express';
 import type { Client } from '@temporalio/client';
 import { progressQuery, type RunProgress, type Transition } from '../contracts';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
-import type { Logger } from '../telemetry';
-import { ValidationError } from './errors';
+import type { HttpMetrics, Logger } from '../telemetry';
+import { AppError, ServiceUnavailableError, ValidationError } from './errors';
 import { closedRunState, findRun, isOpen, requireRole, runStatusOf, type RunRef } from './run-lookup';
 
 export interface RunEventsOptions {
@@ -13,12 +13,17 @@ export interface RunEventsOptions {
   keepAliveMs?: number;
   /** A stream ends after this long; the client reconnects with `Last-Event-ID`. @default 3_600_000 (1h) @format ms */
   maxStreamMs?: number;
+  /** Streams one subject may hold open on this replica at once; more answer 429. @default 10 */
+  maxStreamsPerSubject?: number;
+  /** Streams this replica holds open at once, over all subjects; more answer 503. @default 1000 */
+  maxStreams?: number;
 }
 
 export interface RunEventsDeps extends RunEventsOptions {
   temporal: Client;
   pipelines: PipelineCatalog;
   logger: Logger;
+  metrics?: Pick<HttpMetrics, 'eventStreams' | 'rateLimited'>;
   /** Aborted when the app stops: open streams end at once instead of holding the shutdown. */
   shutdown: AbortSignal;
 }
@@ -32,6 +37,49 @@ function lastEventIdOf(req: Request): number {
     throw new ValidationError('Last-Event-ID must be the seq of a transition', [{ path: 'header:Last-Event-ID', message: 'expected a non-negative integer' }]);
   }
   return Number(raw.trim());
+}
+
+/**
+ * Counts the open streams of this replica, per subject and in all. Every stream queries its run through Temporal
+ * (and so a worker) several times a second, so one caller with many tabs or a loop must not multiply that load.
+ */
+function createStreamQuota(perSubject: number, total: number, metrics: RunEventsDeps['metrics']) {
+  const open = new Map<string, number>();
+  let all = 0;
+  return {
+    /** Takes a place for `key` (tenant and subject), or throws 429/503; the returned function gives it back. */
+    take(key: string): () => void {
+      const mine = open.get(key) ?? 0;
+      if (mine >= perSubject) {
+        metrics?.rateLimited.inc({ limit: 'event_streams_per_subject' });
+        throw new AppError(
+          429,
+          'too_many_streams',
+          'Too many event streams',
+          `this caller already has ${mine} event streams open on this server (at most ${perSubject}); close one first`,
+          { limit: 'event_streams_per_subject' },
+          { 'Retry-After': '5' },
+        );
+      }
+      if (all >= total) {
+        metrics?.rateLimited.inc({ limit: 'event_streams' });
+        throw new ServiceUnavailableError('streams_exhausted', `this server holds its most event streams (${total}); try again shortly`, 5);
+      }
+      open.set(key, mine + 1);
+      all++;
+      metrics?.eventStreams.inc();
+      let given = false;
+      return () => {
+        if (given) return;
+        given = true;
+        const left = (open.get(key) ?? 1) - 1;
+        if (left === 0) open.delete(key);
+        else open.set(key, left);
+        all--;
+        metrics?.eventStreams.dec();
+      };
+    },
+  };
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. Never rejects. */
@@ -92,12 +140,15 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
   const pollMs = deps.pollMs ?? 250;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
+  const quota = createStreamQuota(deps.maxStreamsPerSubject ?? 10, deps.maxStreams ?? 1000, deps.metrics);
   const router = Router();
 
   router.get('/v1/runs/:pipeline/:id/events', async (req, res) => {
     const run = await findRun(deps, req);
     requireRole(run.principal, run.entry?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', run.pipelineName);
     let last = lastEventIdOf(req);
+    const giveBack = quota.take(`${run.principal.tenant}\u0000${run.principal.subject}`);
+    res.once('close', giveBack);
 
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -154,6 +205,7 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
       clearInterval(keepAlive);
       deps.shutdown.removeEventListener('abort', onShutdown);
       if (!res.writableEnded) res.end();
+      giveBack();
     }
   });
 

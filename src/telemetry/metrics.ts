@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Prometheus metrics of one process. Labels are bounded by construction: route templates, agent names from the
@@ -86,6 +86,11 @@ export function createHttpMetrics(registry: Registry) {
       name: 'intrusion_blocks_total',
       help: 'Blocks started by the intrusion detector (counted by the replica that started each), by identity kind.',
       labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    eventStreams: new Gauge({
+      name: 'http_event_streams_open',
+      help: 'Run event streams (Server-Sent Events) open on this facade replica; each polls its run through Temporal.',
       registers: [registry],
     }),
     runsStarted: new Counter({

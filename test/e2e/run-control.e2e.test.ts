@@ -647,6 +647,47 @@ describe('the facade in-process, for what its processes cannot show', () => {
     }
   });
 
+  test('one caller may hold a bounded number of streams, the replica a bounded total; a closed stream frees its place', async () => {
+    const { app, at } = await inProcessApp({ runEvents: { pollMs: 100, maxStreamsPerSubject: 2, maxStreams: 3 } });
+    const open: AbortController[] = [];
+    const openStream = async (runId: string, who: Who) => {
+      const abort = new AbortController();
+      const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${await token(who)}` }, signal: abort.signal });
+      if (res.status === 200) {
+        open.push(abort);
+        return { status: res.status, headers: res.headers, json: undefined };
+      }
+      return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+    };
+    const gauge = async () => Number(/^http_event_streams_open\{[^}]*\} (\d+)/m.exec(await (await fetch(`${at}/metrics`)).text())?.[1]);
+    try {
+      const runId = await startRun('gated', 'many watchers');
+      await awaitingApproval(runId, 'first-check');
+      expect((await openStream(runId, 'viewer')).status).toBe(200);
+      expect((await openStream(runId, 'viewer')).status).toBe(200);
+      const third = await openStream(runId, 'viewer');
+      expect(third.status).toBe(429);
+      expect(third.headers.get('content-type')).toContain('application/problem+json');
+      expect(third.headers.get('retry-after')).toBe('5');
+      expect(third.json).toMatchObject({ code: 'too_many_streams', limit: 'event_streams_per_subject' });
+
+      expect((await openStream(runId, 'auditor')).status).toBe(200);
+      const full = await openStream(runId, 'starter');
+      expect(full.status).toBe(503);
+      expect(full.json).toMatchObject({ code: 'streams_exhausted' });
+      expect(await gauge()).toBe(3);
+
+      // The client hangs up: its place is free again once the server sees the close.
+      open.shift()!.abort();
+      await waitUntil('the closed stream to free its place', async () => ((await gauge()) === 2 ? true : undefined));
+      expect((await openStream(runId, 'viewer')).status).toBe(200);
+      await call('POST', `/v1/runs/${runId}/cancel`, { as: 'starter', body: { reason: 'test cleanup' } });
+    } finally {
+      for (const a of open) a.abort();
+      await app.stop();
+    }
+  });
+
   test('stopping the app ends open streams at once instead of waiting for them', async () => {
     const { app, at } = await inProcessApp({});
     const runId = await startRun('gated', 'shutdown');

@@ -16,6 +16,8 @@ export interface FakeProvider {
   baseUrl: string;
   /** Bodies of the chat completion requests received, in order. */
   requests: Array<{ model: string; messages: { role: string; content: string }[]; max_tokens: number; response_format?: unknown }>;
+  /** `traceparent` header of each of those requests, in the same order (undefined when absent). */
+  traceparents: Array<string | undefined>;
   /** Requests whose client went away before an answer. */
   abandoned: number;
   /** Queues answers for the next requests; a request with nothing queued gets a 500. */
@@ -47,12 +49,15 @@ export function failure(status: number, headers: Record<string, string> = {}, me
 /** A provider on loopback that answers from a script: for the failure paths a real provider shows only sometimes. */
 export async function startFakeProvider(): Promise<FakeProvider> {
   const queue: ScriptedReply[] = [];
-  const provider = { requests: [] as FakeProvider['requests'], abandoned: 0 };
+  const provider = { requests: [] as FakeProvider['requests'], traceparents: [] as FakeProvider['traceparents'], abandoned: 0 };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (req.url === '/v1/chat/completions' && req.method === 'POST') provider.requests.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      if (req.url === '/v1/chat/completions' && req.method === 'POST') {
+        provider.requests.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        provider.traceparents.push(req.headers.traceparent as string | undefined);
+      }
       const reply = queue.shift() ?? failure(500, {}, 'no scripted reply');
       if (reply === 'hang') {
         res.on('close', () => {
@@ -70,6 +75,9 @@ export async function startFakeProvider(): Promise<FakeProvider> {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     get requests() {
       return provider.requests;
+    },
+    get traceparents() {
+      return provider.traceparents;
     },
     get abandoned() {
       return provider.abandoned;

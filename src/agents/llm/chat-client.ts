@@ -12,7 +12,12 @@
  * - A call that outlives `timeoutMs` throws the retryable `LlmTimeoutError` (not retried here: the attempt's time
  *   is spent).
  * - The caller's AbortSignal aborts the HTTP request at once, in a retry wait too, and rethrows its reason.
+ *
+ * Each call is one client span, `chat {model}`, with the OpenTelemetry GenAI attributes (model, token usage, finish
+ * reason), and every request carries its `traceparent`: Node's fetch is not instrumented under the OTel 1.x line.
+ * Prompts and answers never go into the span; they are customer data.
  */
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { z } from 'zod';
 import { LlmMalformedResponseError, LlmProviderError, LlmRequestRejectedError, LlmTimeoutError } from './llm-errors';
 
@@ -164,9 +169,10 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
     return JSON.stringify(payload);
   };
 
-  return {
-    baseUrl: opts.baseUrl,
-    async complete(request, callOpts = {}) {
+  const server = new URL(url);
+  const tracer = trace.getTracer('agentry-llm');
+
+  const complete = async (request: ChatRequest, callOpts: ChatCallOptions, span: Span): Promise<ChatResult> => {
       const { signal } = callOpts;
       const payload = body(request);
       for (let requests = 1; ; requests++) {
@@ -176,13 +182,15 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
         let res: Response;
         let text: string;
         try {
+          const headers: Record<string, string> = {
+            'content-type': 'application/json',
+            accept: 'application/json',
+            ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
+          };
+          propagation.inject(context.active(), headers);
           res = await doFetch(url, {
             method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              accept: 'application/json',
-              ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
-            },
+            headers,
             body: payload,
             signal: combined,
           });
@@ -195,6 +203,7 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
           if (requests > opts.maxRetries) throw new LlmProviderError(`the LLM provider at ${opts.baseUrl} is unreachable: ${reason}`, undefined);
           const waitMs = Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
           callOpts.onRetry?.({ status: undefined, waitMs, retry: requests });
+          span.addEvent('retry', { 'error.type': 'network', 'agentry.llm.wait_ms': waitMs });
           await sleep(waitMs, signal);
           continue;
         }
@@ -217,13 +226,16 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
             ? { promptTokens: parsed.data.usage.prompt_tokens, completionTokens: parsed.data.usage.completion_tokens }
             : // Providers that leave usage out are charged by estimate, so budgets still hold.
               { promptTokens: estimatePromptTokens(request.messages), completionTokens: estimateTokens(content) };
-          return {
-            text: content,
-            finishReason: choice.finish_reason ?? 'stop',
-            model: parsed.data.model ?? request.model,
-            usage,
-            requests,
-          };
+          const result = { text: content, finishReason: choice.finish_reason ?? 'stop', model: parsed.data.model ?? request.model, usage, requests };
+          span.setAttributes({
+            'gen_ai.response.model': result.model,
+            'gen_ai.response.finish_reasons': [result.finishReason],
+            'gen_ai.usage.input_tokens': usage.promptTokens,
+            'gen_ai.usage.output_tokens': usage.completionTokens,
+            'http.response.status_code': res.status,
+            'agentry.llm.requests': requests,
+          });
+          return result;
         }
 
         const detail = providerMessage(text);
@@ -243,8 +255,39 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
         }
         const waitMs = retryAfterMs ?? Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
         callOpts.onRetry?.({ status: res.status, waitMs, retry: requests });
+        span.addEvent('retry', { 'http.response.status_code': res.status, 'agentry.llm.wait_ms': waitMs });
         await sleep(waitMs, signal);
       }
+  };
+
+  return {
+    baseUrl: opts.baseUrl,
+    complete(request, callOpts = {}) {
+      return tracer.startActiveSpan(
+        `chat ${request.model}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            'gen_ai.operation.name': 'chat',
+            'gen_ai.request.model': request.model,
+            'gen_ai.request.max_tokens': request.maxTokens,
+            'server.address': server.hostname,
+            'server.port': Number(server.port || (server.protocol === 'https:' ? 443 : 80)),
+          },
+        },
+        async (span) => {
+          try {
+            return await complete(request, callOpts, span);
+          } catch (err) {
+            span.recordException(err instanceof Error ? err : String(err));
+            span.setAttribute('error.type', err instanceof Error ? err.name : 'Error');
+            span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+            throw err;
+          } finally {
+            span.end();
+          }
+        },
+      );
     },
   };
 }

@@ -13,7 +13,7 @@ import { loadConfig, requireKeys } from '../src/config';
 import { exitWithParent } from '../src/runtime/exit-with-parent';
 import { createInputChecker } from '../src/security';
 import { createClaimStore } from '../src/storage/claim-store';
-import { connectWorker } from '../src/temporal/connection';
+import { connectWorker, dataConverterFor } from '../src/temporal/connection';
 import { createLogger, createRegistry, createRunMetrics } from '../src/telemetry';
 import { BARE_TASK_QUEUE } from './bare.workflow';
 
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: BARE_TASK_QUEUE,
     workflowsPath: require.resolve('./bare.workflow'),
-    dataConverter: { payloadCodecs: [payloads.codec] },
+    dataConverter: dataConverterFor(payloads.codec),
     activities: { runAgent },
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
   });

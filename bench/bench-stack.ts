@@ -9,7 +9,7 @@ import { startStack, stopChild, waitFor, type Stack } from '../src/cli/dev-stack
 import { loadOrCreateDevKeyRing, payloadCodecFromConfig } from '../src/codec';
 import { loadConfig } from '../src/config';
 import { mintToken } from '../src/facade/auth';
-import { connectClient } from '../src/temporal/connection';
+import { connectClient, dataConverterFor } from '../src/temporal/connection';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/postgres';
 import { freePort } from '../test/helpers/processes';
 
@@ -157,7 +157,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     client = await connectClient({
       address: stack.temporalAddress,
       namespace: config.TEMPORAL_NAMESPACE,
-      dataConverter: { payloadCodecs: [payloadCodecFromConfig(config).codec] },
+      dataConverter: dataConverterFor(payloadCodecFromConfig(config).codec),
     });
     const tenant = `bench-${randomBytes(3).toString('hex')}`;
     const token = (subject: string, roles: ('operator' | 'approver')[]) =>

@@ -20,7 +20,7 @@ import {
 } from './facade';
 import { loadPipelineCatalog } from './pipelines/pipeline-catalog';
 import { createInputChecker, createIntrusionDetector, createLimitsRedis, createMemoryRunSlots, createRunSlots } from './security';
-import { connectClient } from './temporal/connection';
+import { connectClient, dataConverterFor } from './temporal/connection';
 import { clientTracingInterceptors, createHttpMetrics, createLogger, createRegistry, createTemporalObserver, registerTemporalGauges, workersPollCheck } from './telemetry';
 import { Gauge } from 'prom-client';
 import { PIPELINE_WORKFLOW } from './contracts';
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const temporal = await connectClient({
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
-    dataConverter: { payloadCodecs: [payloads.codec] },
+    dataConverter: dataConverterFor(payloads.codec),
     // Each run starts inside the request's trace: the workflow and its activities continue it.
     interceptors: clientTracingInterceptors(),
   });

@@ -12,7 +12,7 @@ import { loadConfig, requireKeys, requirePayloadKeys } from './config';
 import { createInputChecker, createRunSlots } from './security';
 import { createLimitsRedis } from './security/redis-client';
 import { createClaimStore } from './storage/claim-store';
-import { connectClient, connectWorker } from './temporal/connection';
+import { connectClient, connectWorker, dataConverterFor } from './temporal/connection';
 import { createLogger, createRegistry, createRunMetrics, startMetricsServer, workerTracingOptions, installSdkMetrics, startAgentHealthChecks } from './telemetry';
 
 /**
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    dataConverter: { payloadCodecs: [payloads.codec] },
+    dataConverter: dataConverterFor(payloads.codec),
     activities: createActivities({
       agents,
       audit,
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
 
   // The backup Schedule: registered (or brought in line with BACKUP_SCHEDULE) by every worker at start, idempotently.
   if (config.BACKUP_SCHEDULE !== 'off') {
-    const client = await connectClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [payloads.codec] } });
+    const client = await connectClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(payloads.codec) });
     try {
       const schedule = await ensureBackupSchedule(client, { cron: config.BACKUP_SCHEDULE, taskQueue: config.TEMPORAL_TASK_QUEUE });
       logger.info({ ...schedule, cron: config.BACKUP_SCHEDULE, dir: config.backupDir, format: backups.databaseFormat }, 'backup schedule registered');

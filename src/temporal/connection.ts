@@ -1,6 +1,17 @@
 import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
-import type { DataConverter } from '@temporalio/common';
+import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
+
+/** The module exporting our failure converter (failure messages and stack traces go through the codec). */
+export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
+/**
+ * The data converter of every worker and client: payloads and failure messages through `codec`. Readers without the
+ * codec (the Temporal CLI or Web UI without the codec endpoint) see encrypted payloads and "Encoded failure".
+ */
+export function dataConverterFor(codec: PayloadCodec): DataConverter {
+  return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
+}
 
 export interface TemporalTarget {
   address: string;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DataConverter } from '@temporalio/common';
 import { AesGcmPayloadCodec, parseKeyRing } from '../../src/codec';
+import { dataConverterFor } from '../../src/temporal/connection';
 
 /**
  * The payload key ring every test uses, in `PAYLOAD_KEYS` format: the in-process clients and workers and the
@@ -11,5 +12,5 @@ export const TEST_PAYLOAD_KEYS = `test-1:${createHash('sha256').update('agentry 
 
 export const testPayloadCodec = new AesGcmPayloadCodec({ keys: parseKeyRing(TEST_PAYLOAD_KEYS) });
 
-/** For `Worker.create`, `new Client` and `TestWorkflowEnvironment.createLocal({ client })`. */
-export const testDataConverter: DataConverter = { payloadCodecs: [testPayloadCodec] };
+/** For `Worker.create`, `new Client` and `TestWorkflowEnvironment.createLocal({ client })`: as in production, failure messages go through the codec too. */
+export const testDataConverter: DataConverter = dataConverterFor(testPayloadCodec);

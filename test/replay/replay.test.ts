@@ -5,6 +5,7 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { startTracing, workerTracingOptions, WORKFLOW_TRACING_INTERCEPTORS } from '../../src/telemetry/tracing';
 import { testDataConverter } from '../helpers/codec';
+import { FAILURE_CONVERTER_PATH } from '../../src/temporal/connection';
 import { quietLogger, workflowBundle } from '../helpers/temporal';
 
 const DIR = join(__dirname, 'histories');
@@ -29,12 +30,13 @@ test('every recorded history replays against the current workflow code', async (
   expect(results.map((r) => [r.workflowId, r.error ? String(r.error) : 'ok'])).toEqual(histories.map((h) => [h.workflowId, 'ok']));
 });
 
-test('every recorded history replays against the workflow code as the worker bundles it, tracing interceptors included', async () => {
-  // src/worker.ts bundles the OpenTelemetry workflow interceptors with the workflows; histories recorded before
-  // they were installed must still replay with them.
+test('every recorded history replays against the workflow code as the worker bundles it, tracing interceptors and failure converter included', async () => {
+  // src/worker.ts bundles the OpenTelemetry workflow interceptors and the failure converter with the workflows;
+  // histories recorded before they were installed must still replay with them.
   const traced = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     workflowInterceptorModules: [WORKFLOW_TRACING_INTERCEPTORS],
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: quietLogger,
   });
   const histories = files.map((f) => ({

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { ENCODING_ENCRYPTED } from '../../src/codec';
 import { createAuditStore } from '../../src/audit';
 import { SA_STATUS, progressQuery, type PipelineRunResult } from '../../src/contracts';
 import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
@@ -107,6 +109,26 @@ test('an output that breaks the agent contract fails at once, without retries', 
   expect(cause.type).toBe('AgentOutputInvalid');
   const details = cause.details?.[0] as PipelineRunResult;
   expect(details.stages[0]).toMatchObject({ status: 'failed', attempts: 1 });
+});
+
+test('failure messages are stored encrypted: only a reader with the codec sees them', async () => {
+  const { handle } = await start(TEST_PIPELINES.liar, { text: 'x' });
+  const message = ((await handle.result().catch((e: unknown) => e)) as WorkflowFailedError).cause!.message;
+  expect(message).toMatch(/stage "lie" failed/);
+
+  // A client without the codec sees what Temporal stores (and the Temporal CLI and Web UI show without it).
+  const raw = new Client({ connection: ctx.env.connection, namespace: ctx.env.namespace ?? 'default' });
+  const history = await raw.workflow.getHandle(handle.workflowId).fetchHistory();
+  const failures = (history.events ?? []).flatMap((e) =>
+    [e.activityTaskFailedEventAttributes?.failure, e.workflowExecutionFailedEventAttributes?.failure].filter((f) => f !== undefined && f !== null),
+  );
+  expect(failures.length).toBeGreaterThanOrEqual(2);
+  for (const f of failures) {
+    expect(f.message).toBe('Encoded failure');
+    expect(f.stackTrace).toBe('');
+    expect(Buffer.from(f.encodedAttributes!.metadata!.encoding!).toString()).toBe(ENCODING_ENCRYPTED);
+  }
+  expect(Buffer.from(temporal.api.history.v1.History.encode(history).finish()).includes('stage "lie" failed')).toBe(false);
 });
 
 test('stages whose when-condition is false are skipped and audited as skipped', async () => {

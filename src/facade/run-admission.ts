@@ -27,6 +27,11 @@ export interface RunSlotTicket {
   settle(): Promise<void>;
 }
 
+/** Holders looked at when a cap is full; the oldest are the likeliest to have closed without releasing. */
+const RECLAIM_BATCH = 10;
+/** Least time between two looks at one full set, per replica: refused starts must not turn into a describe storm. */
+const RECLAIM_INTERVAL_MS = 30_000;
+
 /** The concurrency caps of `POST /v1/pipelines/:name/runs`: refuse over the cap, else hold a slot for the run. */
 export function createRunAdmission(deps: RunAdmissionDeps) {
   const release = (tenant: string, pipeline: string, runId: string) =>
@@ -40,6 +45,40 @@ export function createRunAdmission(deps: RunAdmissionDeps) {
       .describe()
       .then(() => true)
       .catch(() => false);
+
+  const lastLook = new Map<string, number>();
+  /**
+   * A run that closes without releasing its slot (terminated from outside, or its release failed while Redis was
+   * down) would hold it until its lease ends. At a full cap, frees the slots of the oldest holders that have closed.
+   * Returns how many were freed. Runs not found are left alone: a slot is taken just before its run starts.
+   */
+  const reclaim = async (tenant: string, pipeline: string, scope: 'tenant' | 'pipeline'): Promise<number> => {
+    const key = `${tenant}\u0000${scope === 'tenant' ? '' : pipeline}`;
+    const now = Date.now();
+    if (now - (lastLook.get(key) ?? 0) < RECLAIM_INTERVAL_MS) return 0;
+    if (lastLook.size > 10_000) for (const [k, at] of lastLook) if (now - at >= RECLAIM_INTERVAL_MS) lastLook.delete(k);
+    lastLook.set(key, now);
+    const holders = await deps.slots.oldest(tenant, pipeline, scope, RECLAIM_BATCH);
+    const closed = await Promise.all(
+      holders.map(async (runId) => {
+        const status = await deps.temporal.workflow
+          .getHandle(`${tenant}/${runId}`)
+          .describe()
+          .then((d) => d.status.name)
+          .catch(() => undefined);
+        if (status === undefined || status === 'RUNNING') return false;
+        // The run id is `{pipeline}/{id}`: its pipeline set is named by its first part.
+        await deps.slots.release(tenant, runId.split('/')[0] ?? pipeline, runId);
+        return true;
+      }),
+    );
+    const freed = closed.filter(Boolean).length;
+    if (freed > 0) {
+      deps.metrics?.slotsReclaimed.inc(freed);
+      deps.logger.info({ tenant, scope, pipeline, freed }, 'freed the run slots of closed runs');
+    }
+    return freed;
+  };
 
   return {
     /**
@@ -57,14 +96,16 @@ export function createRunAdmission(deps: RunAdmissionDeps) {
       const { tenant, definition, runId, workflowId } = run;
       let acquired = false;
       try {
-        const decision = await deps.slots.acquire({
+        const request = {
           tenant,
           pipeline: definition.name,
           runId,
           tenantMax: deps.tenantMaxActiveRuns,
           pipelineMax: definition.limits.maxConcurrentRuns,
           runTimeoutMs: definition.limits.runTimeoutMs,
-        });
+        };
+        let decision = await deps.slots.acquire(request);
+        if (!decision.ok && (await reclaim(tenant, definition.name, decision.limit)) > 0) decision = await deps.slots.acquire(request);
         // A retry of a run that already ended (and released its slot) starts nothing: it is answered, not capped.
         if (!decision.ok && run.keyed && (await exists(workflowId))) return { keep: () => undefined, settle: async () => undefined };
         if (!decision.ok) {

@@ -7,7 +7,8 @@ import type { Redis } from 'ioredis';
  *
  * A slot is a member of two sorted sets whose score is the slot's expiry (epoch ms): a run that never releases
  * (a terminated workflow, a lost activity) stops counting once its definition's run timeout plus a margin has
- * passed, so a lost release cannot hold a slot for ever.
+ * passed, so a lost release cannot hold a slot for ever. Sooner than that, a start refused at a full cap makes the
+ * facade look at the oldest holders and free the slots of runs that have closed (`oldest`, run-admission.ts).
  */
 
 /** How long a slot outlives its run's timeout before it expires on its own. @default 300000 @format ms */
@@ -67,6 +68,8 @@ export interface RunSlots {
   release(tenant: string, pipeline: string, runId: string): Promise<void>;
   /** Active (unexpired) slots, for tests and diagnostics. */
   active(tenant: string, pipeline: string): Promise<{ tenant: number; pipeline: number }>;
+  /** The run ids of the `n` oldest slots in the tenant's set, or in its set of `pipeline`: the likeliest to be stale. */
+  oldest(tenant: string, pipeline: string, scope: 'tenant' | 'pipeline', n: number): Promise<string[]>;
 }
 
 export interface RunSlotsOptions {
@@ -176,6 +179,10 @@ export function createRunSlots(redis: Redis, opts: RunSlotsOptions = {}): RunSlo
       const [t, p] = await Promise.all([redis.zcount(keys.tenant, `(${now}`, '+inf'), redis.zcount(keys.pipeline, `(${now}`, '+inf')]);
       return { tenant: t, pipeline: p };
     },
+    async oldest(tenant, pipeline, scope, n) {
+      // Scores are expiries, and a lease is taken at acquisition: the lowest scores are the oldest slots (within one pipeline exactly, across pipelines nearly).
+      return redis.zrange(runSlotKeys(tenant, pipeline)[scope], 0, n - 1);
+    },
   };
 }
 
@@ -228,6 +235,10 @@ export function createMemoryRunSlots(opts: RunSlotsOptions & { now?: () => numbe
       const keys = runSlotKeys(tenant, pipeline);
       const at = now();
       return { tenant: live(keys.tenant, at).size, pipeline: live(keys.pipeline, at).size };
+    },
+    async oldest(tenant, pipeline, scope, n) {
+      const set = live(runSlotKeys(tenant, pipeline)[scope], now());
+      return [...set.entries()].sort((a, b) => a[1] - b[1]).slice(0, n).map(([runId]) => runId);
     },
   };
 }

@@ -93,6 +93,11 @@ export function createHttpMetrics(registry: Registry) {
       help: 'Run event streams (Server-Sent Events) open on this facade replica; each polls its run through Temporal.',
       registers: [registry],
     }),
+    slotsReclaimed: new Counter({
+      name: 'run_slots_reclaimed_total',
+      help: 'Concurrency slots freed by the facade because their run had closed without releasing them (terminated, or its release failed).',
+      registers: [registry],
+    }),
     runsStarted: new Counter({
       name: 'runs_started_total',
       help: 'Runs started through the facade, by pipeline.',

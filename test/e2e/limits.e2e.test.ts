@@ -215,6 +215,31 @@ describe('concurrency caps across two facades', () => {
     expect((await start(baseA, tk)).status).toBe(429);
   });
 
+  test('at a full cap, the slot of a run that closed without releasing it (terminated from outside) is freed', async () => {
+    const tenant = newTenant('reclaim');
+    const tk = await token(tenant, 'starter');
+    const runIds: string[] = [];
+    for (let i = 0; i < PIPELINE_MAX_RUNS; i++) {
+      const r = await start(baseA, tk);
+      expect(r.status).toBe(202);
+      runIds.push(r.json.runId as string);
+    }
+    for (const runId of runIds) await awaitingApproval(tenant, runId);
+    // Terminated through Temporal, as an operator might: the workflow never runs its release.
+    await env.client.workflow.getHandle(`${tenant}/${runIds[0]}`).terminate('test: stops without releasing its slot');
+    expect(await slots.active(tenant, 'held')).toEqual({ tenant: PIPELINE_MAX_RUNS, pipeline: PIPELINE_MAX_RUNS });
+
+    const next = await start(baseA, tk);
+    expect(next.status).toBe(202);
+    expect(await slots.active(tenant, 'held')).toEqual({ tenant: PIPELINE_MAX_RUNS, pipeline: PIPELINE_MAX_RUNS });
+    // Running runs keep theirs: the cap is full again.
+    const refused = await start(baseA, tk);
+    expect(refused.status).toBe(429);
+    expect(refused.json.code).toBe('concurrency_limited');
+    const metrics = await (await fetch(`${baseA}/metrics`)).text();
+    expect(metrics).toMatch(/^run_slots_reclaimed_total\{[^}]*\} 1$/m);
+  });
+
   test('the tenant cap holds over all its pipelines', async () => {
     const tenant = newTenant('tenantcap');
     const tk = await token(tenant, 'starter');

@@ -78,6 +78,20 @@ describe.each([
     await new Promise((r) => setTimeout(r, 300));
     expect(await slots.acquire(request(tenant, 'p/3'))).toMatchObject({ ok: true, acquired: true, pipelineActive: 1 });
   });
+
+  test('oldest lists the holders of a set, earliest taken first', async () => {
+    const slots = make();
+    const tenant = unique('slots');
+    await slots.acquire(request(tenant, 'p/1'));
+    await new Promise((r) => setTimeout(r, 5));
+    await slots.acquire(request(tenant, 'q/1', { pipeline: 'q' }));
+    await new Promise((r) => setTimeout(r, 5));
+    await slots.acquire(request(tenant, 'p/2'));
+    expect(await slots.oldest(tenant, 'p', 'pipeline', 10)).toEqual(['p/1', 'p/2']);
+    expect(await slots.oldest(tenant, 'p', 'tenant', 2)).toEqual(['p/1', 'q/1']);
+    await slots.release(tenant, 'p', 'p/1');
+    expect(await slots.oldest(tenant, 'q', 'tenant', 10)).toEqual(['q/1', 'p/2']);
+  });
 });
 
 test('run-slot keys expire with their longest lease, so an idle tenant leaves nothing behind in Redis', async () => {

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
     dataConverter: dataConverterFor(payloads.codec),
+    rpcAttempts: config.TEMPORAL_RPC_ATTEMPTS,
     // Each run starts inside the request's trace: the workflow and its activities continue it.
     interceptors: clientTracingInterceptors(),
   });

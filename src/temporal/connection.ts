@@ -1,4 +1,4 @@
-import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, type ClientInterceptors } from '@temporalio/client';
 import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 
@@ -42,11 +42,14 @@ export interface ClientTarget extends TemporalTarget {
   dataConverter?: DataConverter;
   /** Client interceptors, such as the tracing ones that carry the trace into each workflow it starts. @default none */
   interceptors?: ClientInterceptors;
+  /** Attempts of a call that fails with a retryable gRPC status, backoff included. @default the SDK's (10) */
+  rpcAttempts?: number;
 }
 
 /** A client connection, retried while the server comes up (processes may start before Temporal does). */
 export async function connectClient(target: ClientTarget, deadlineMs = 60_000): Promise<Client> {
-  const connection = await withRetry(`Temporal at ${target.address}`, () => Connection.connect({ address: target.address }), deadlineMs);
+  const retries = target.rpcAttempts === undefined ? {} : { interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: target.rpcAttempts }))] };
+  const connection = await withRetry(`Temporal at ${target.address}`, () => Connection.connect({ address: target.address, ...retries }), deadlineMs);
   return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter, interceptors: target.interceptors });
 }
 

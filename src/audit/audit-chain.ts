@@ -30,3 +30,15 @@ export function chainHash(prevHash: string, fields: ChainedFields): string {
 export function contentHash(value: unknown): string {
   return createHash('sha256').update(canonicalize(value ?? null) ?? '').digest('hex');
 }
+
+/**
+ * The last event of a tenant's chain at some moment. Kept outside the database (a backup manifest, an `audit heads`
+ * file), it proves the chain up to it unchanged later on: a truncation or a rewrite with recomputed hashes no longer
+ * has this hash at this position.
+ */
+export interface ChainHead {
+  /** Position of the last event, from 1. */
+  chainIndex: number;
+  /** Its hash, 64 lowercase hex characters. */
+  hash: string;
+}

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { AuditEventInput } from '../contracts';
-import { GENESIS_HASH, chainHash, type ChainedFields } from './audit-chain';
+import { GENESIS_HASH, chainHash, type ChainHead, type ChainedFields } from './audit-chain';
 import { sealContext, sealFields, type SealKeyRing } from './audit-seal';
 import { checkOut } from '../storage/pg-client';
 import { replaceLoneSurrogates } from '../security/unicode';
@@ -42,6 +42,31 @@ export interface VerifyResult {
   events: number;
   /** The first broken link, when there is one. */
   broken?: BrokenLink;
+}
+
+/**
+ * What an anchor check says happened to a chain since its head was recorded: `truncated` (the chain now ends before
+ * the recorded position, or the tenant has no events left), `rewritten` (the event at the recorded position has
+ * another hash: the chain was rewritten from there or earlier with recomputed hashes), `deleted` (the recorded event
+ * is missing while later ones remain: a gap, which `verify` reports first).
+ */
+export type AnchorBreakKind = 'truncated' | 'rewritten' | 'deleted';
+
+export interface AnchorBreak {
+  tenant: string;
+  /** The recorded head's position. */
+  chainIndex: number;
+  kind: AnchorBreakKind;
+  /** A sentence naming the chain's state now and what the anchor recorded. */
+  reason: string;
+}
+
+export interface AnchorCheck {
+  ok: boolean;
+  /** Recorded heads compared (up to and including the first break). */
+  checked: number;
+  /** The first recorded head no longer in place, when there is one. */
+  broken?: AnchorBreak;
 }
 
 /** Filters of `page`: every one optional but the tenant. */
@@ -130,6 +155,23 @@ async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): 
     client.release();
   }
 }
+
+/**
+ * Each tenant's chain head (or one tenant's): the position and hash of its last event. Takes a client so that a
+ * backup reads the heads in its snapshot's transaction.
+ */
+export async function readChainHeads(db: Pool | PoolClient, tenant?: string): Promise<Record<string, ChainHead>> {
+  const res = await db.query<{ tenant: string; chain_index: string; hash: string }>(
+    `SELECT DISTINCT ON (tenant) tenant, chain_index, hash FROM audit_events ${tenant !== undefined ? 'WHERE tenant = $1 ' : ''}ORDER BY tenant, chain_index DESC`,
+    tenant !== undefined ? [tenant] : [],
+  );
+  const heads: Record<string, ChainHead> = {};
+  for (const h of res.rows) heads[h.tenant] = { chainIndex: Number(h.chain_index), hash: h.hash };
+  return heads;
+}
+
+/** A hash shortened for a sentence. */
+const short = (hash: string) => `${hash.slice(0, 12)}…`;
 
 /** A chain position in words: `#n`, or the start of the chain for 0. */
 const position = (n: number) => (n === 0 ? 'the start of the chain' : `#${n}`);
@@ -306,8 +348,8 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
 
     /**
      * Recomputes every tenant's chain (or one tenant's) and reports the first broken link: which event, and whether
-     * it was edited, deleted, inserted or reordered. A chain cut short at its end, or extended there by someone who
-     * recomputes the hashes, still verifies: compare the heads with an earlier record (a backup manifest lists them).
+     * it was edited, deleted, inserted or reordered. A chain cut short at its end, or rewritten from some point by
+     * someone who recomputes the hashes, still verifies: `checkAnchors` compares it with heads recorded earlier.
      */
     async verify(tenant?: string): Promise<VerifyResult> {
       const tenants = tenant
@@ -320,6 +362,50 @@ export function createAuditStore(pool: Pool, opts: AuditStoreOptions = {}) {
         if (res.broken) return { ok: false, tenants: tenants.length, events, broken: res.broken };
       }
       return { ok: true, tenants: tenants.length, events };
+    },
+
+    /** Each tenant's current chain head (or one tenant's; empty when it has no events). */
+    heads(tenant?: string): Promise<Record<string, ChainHead>> {
+      return readChainHeads(pool, tenant);
+    },
+
+    /**
+     * Checks heads recorded earlier, outside the database (`anchors`, by tenant; only `tenant`'s when given): the event
+     * at each recorded position must still be there with the recorded hash. Since every hash covers the one before
+     * it, a head in place proves the chain unchanged up to it; events appended since do not matter. Run `verify`
+     * first: this checks the anchored events only, not the links between them. `source` names the anchor in the
+     * reasons. @default 'the anchor'
+     */
+    async checkAnchors(anchors: Record<string, ChainHead>, tenant?: string, source = 'the anchor'): Promise<AnchorCheck> {
+      const tenants = Object.keys(anchors)
+        .filter((t) => tenant === undefined || t === tenant)
+        .sort();
+      let checked = 0;
+      for (const t of tenants) {
+        const anchored = anchors[t];
+        checked++;
+        const at = await pool.query<{ hash: string }>('SELECT hash FROM audit_events WHERE tenant = $1 AND chain_index = $2', [t, anchored.chainIndex]);
+        if (at.rowCount && at.rows[0].hash === anchored.hash) continue;
+        const broken = (kind: AnchorBreakKind, reason: string): AnchorCheck => ({
+          ok: false,
+          checked,
+          broken: { tenant: t, chainIndex: anchored.chainIndex, kind, reason },
+        });
+        const recorded = `${source} recorded its head at #${anchored.chainIndex}`;
+        if (at.rowCount) {
+          return broken(
+            'rewritten',
+            `event #${anchored.chainIndex} has hash ${short(at.rows[0].hash)}, but ${source} recorded ${short(anchored.hash)} there: the chain was rewritten from #${anchored.chainIndex} or earlier with recomputed hashes`,
+          );
+        }
+        const head = (await readChainHeads(pool, t))[t];
+        if (!head) return broken('truncated', `the tenant has no events left, but ${recorded}`);
+        if (head.chainIndex < anchored.chainIndex) {
+          return broken('truncated', `the chain ends at #${head.chainIndex}, but ${recorded}: the events after #${head.chainIndex} were deleted`);
+        }
+        return broken('deleted', `event #${anchored.chainIndex} is missing, but ${recorded} and the chain goes on to #${head.chainIndex}`);
+      }
+      return { ok: true, checked };
     },
   };
 }

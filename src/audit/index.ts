@@ -1,5 +1,6 @@
 export {
   createAuditStore,
+  readChainHeads,
   type AuditStore,
   type AuditStoreOptions,
   type AuditQuery,
@@ -9,8 +10,12 @@ export {
   type BrokenLink,
   type TamperKind,
   type AppendResult,
+  type AnchorCheck,
+  type AnchorBreak,
+  type AnchorBreakKind,
 } from './audit-store';
-export { chainHash, contentHash, GENESIS_HASH } from './audit-chain';
+export { chainHash, contentHash, GENESIS_HASH, type ChainHead } from './audit-chain';
+export { readAnchor, parseAnchor, AnchorError, HEADS_FORMAT, type Anchor, type HeadsFile } from './audit-anchor';
 export {
   sealFields,
   unsealFields,

@@ -2,15 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import type { ChainHead } from '../audit';
+
+// The chain head type belongs to the audit trail; re-exported for the backup code that records it.
+export type { ChainHead };
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'agentry-backup/1';
-
-/** The last event of a tenant's chain at the snapshot: what a later truncation or forged extension is checked against. */
-export interface ChainHead {
-  chainIndex: number;
-  hash: string;
-}
 
 export interface ManifestFile {
   /** Relative to the backup folder, `/`-separated. */
@@ -34,7 +32,7 @@ export interface BackupManifest {
     tool?: string;
     /** Rows per table at the snapshot. */
     rows: Record<string, number>;
-    /** Each tenant's chain head at the snapshot. */
+    /** Each tenant's chain head at the snapshot: what `audit verify --backup` checks a later truncation or rewrite against. */
     chainHeads: Record<string, ChainHead>;
   };
   /** Where the pipeline definitions were copied from. */

@@ -3,8 +3,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Pool, PoolClient } from 'pg';
-import { migrate } from '../audit';
-import type { ChainHead } from './backup-manifest';
+import { migrate, readChainHeads, type ChainHead } from '../audit';
 import { libpqTarget, runTool } from './pg-tools';
 import { checkOut } from '../storage/pg-client';
 
@@ -38,13 +37,7 @@ export async function readFacts(c: Pool | PoolClient): Promise<SnapshotFacts> {
     const exists = (await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table])).rows[0].t;
     if (exists) rows[table] = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
   }
-  const chainHeads: Record<string, ChainHead> = {};
-  if (rows.audit_events !== undefined) {
-    const heads = await c.query<{ tenant: string; chain_index: string; hash: string }>(
-      'SELECT DISTINCT ON (tenant) tenant, chain_index, hash FROM audit_events ORDER BY tenant, chain_index DESC',
-    );
-    for (const h of heads.rows) chainHeads[h.tenant] = { chainIndex: Number(h.chain_index), hash: h.hash };
-  }
+  const chainHeads = rows.audit_events !== undefined ? await readChainHeads(c) : {};
   return { serverVersion, rows, chainHeads };
 }
 

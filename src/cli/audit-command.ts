@@ -1,8 +1,11 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Pool } from 'pg';
-import { createAuditStore, sealContext, sealKeysFromConfig, unsealFields } from '../audit';
+import { createAuditStore, HEADS_FORMAT, readAnchor, sealContext, sealKeysFromConfig, unsealFields, type Anchor, type HeadsFile } from '../audit';
+import { BACKUP_ID, MANIFEST_FILE } from '../backup';
 import { requireKeys, type Config } from '../config';
 import { count } from './format';
 
@@ -11,45 +14,149 @@ type Say = (line: string) => void;
 /** Exit codes of `agentry audit verify`, listed in its --help and the README. */
 export const VERIFY_EXIT = { verified: 0, broken: 1, noEvents: 2 } as const;
 
-/** `agentry audit verify` and `agentry audit export`. */
+/** An anchor to check, with the name the output gives it: its file, or `backup <id>`. */
+interface NamedAnchor {
+  source: string;
+  anchor: Anchor;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `a`, `a and b`, `a, b and c`. */
+const listOf = (items: string[]) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`);
+
+/** The anchors of `--anchor` and `--backup`, read (and refused, naming file and field) before the database is asked. */
+async function readAnchors(paths: string[], backupIds: string[], backupDir: string): Promise<NamedAnchor[]> {
+  const anchors: NamedAnchor[] = [];
+  for (const path of paths) {
+    const anchor = await readAnchor(path);
+    anchors.push({ source: anchor.file, anchor });
+  }
+  for (const id of backupIds) {
+    // An id names a folder inside BACKUP_DIR, never a path elsewhere.
+    if (!BACKUP_ID.test(id)) throw new Error(`--backup: "${id}" is not a backup id (expected YYYYMMDDTHHMMSSZ-suffix, as agentry backup list shows them)`);
+    const manifest = join(backupDir, id, MANIFEST_FILE);
+    if (!existsSync(manifest)) {
+      throw new Error(`--backup: there is no backup ${id}: looked for ${manifest} (BACKUP_DIR is ${backupDir}); agentry backup list shows the backups there`);
+    }
+    anchors.push({ source: `backup ${id}`, anchor: await readAnchor(join(backupDir, id)) });
+  }
+  return anchors;
+}
+
+/** What the success line says about the anchors checked: `; 2 anchored heads from x.json still in place`. */
+function anchorsLine(anchors: NamedAnchor[], matched: number, tenant: string | undefined): string {
+  if (anchors.length === 0) return '';
+  const sources = listOf(anchors.map((a) => a.source));
+  if (matched > 0) return `; ${count(matched, 'anchored head')} from ${sources} still in place`;
+  const records = anchors.length === 1 ? 'records' : 'record';
+  return tenant !== undefined ? `; ${sources} ${records} no head for tenant "${tenant}", so no anchor was checked` : `; ${sources} ${records} no chain heads, so no anchor was checked`;
+}
+
+/** `agentry audit verify`, `agentry audit heads` and `agentry audit export`. */
 export function registerAuditCommands(program: Command, config: () => Config, say: Say): void {
   const audit = program.command('audit').description('read and prove the audit trail');
 
   audit
     .command('verify')
-    .description('recompute every hash chain; exits non-zero naming the first broken link (edited, deleted, inserted or reordered)')
+    .description(
+      'recompute every hash chain; exits non-zero naming the first broken link (edited, deleted, inserted or reordered), or, with --anchor or --backup, the first chain head recorded there that is no longer in place (truncated or rewritten)',
+    )
     .option('--tenant <tenant>', 'only this tenant')
+    .option('--anchor <path>', 'also check the chain heads recorded in a file from audit heads, a backup manifest.json or a backup folder (repeatable)', collect)
+    .option('--backup <id>', 'also check the chain heads recorded in the manifest of backup <id> in BACKUP_DIR (repeatable)', collect)
     .addHelpText(
       'after',
       [
         '',
+        'The chains are recomputed first; then each anchored head must still be in the chain at its position with its',
+        'hash. That catches what recomputing alone cannot: a chain cut short at its end, or rewritten from some point',
+        'with correctly computed hashes. Events appended since the heads were recorded are fine.',
+        '',
         'Exit codes:',
-        `  ${VERIFY_EXIT.verified}  every chain checked holds (an empty audit trail, without --tenant, verifies too)`,
-        `  ${VERIFY_EXIT.broken}  a chain is broken; the first broken link is named (also: any other error)`,
+        `  ${VERIFY_EXIT.verified}  every chain checked holds (an empty audit trail, without --tenant, verifies too) and every anchored head is in place`,
+        `  ${VERIFY_EXIT.broken}  a chain is broken, or an anchored head is no longer in place; the first break is named (also: any other error, such as an unreadable anchor)`,
         `  ${VERIFY_EXIT.noEvents}  --tenant names a tenant with no events at all, so nothing was verified (a mistyped tenant?)`,
       ].join('\n'),
     )
-    .action(async (opts: { tenant?: string }) => {
+    .action(async (opts: { tenant?: string; anchor?: string[]; backup?: string[] }) => {
       const cfg = requireKeys(config(), ['DATABASE_URL']);
+      const anchors = await readAnchors(opts.anchor ?? [], opts.backup ?? [], cfg.backupDir);
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
       try {
-        const res = await createAuditStore(pool).verify(opts.tenant);
-        if (res.ok && res.events === 0 && opts.tenant !== undefined) {
-          // Verifying nothing is not a pass: a mistyped tenant must not read as a proven trail.
-          say(`audit trail NOT verified: tenant "${opts.tenant}" has no audit events (check the tenant name); nothing was checked`);
-          process.exitCode = VERIFY_EXIT.noEvents;
-        } else if (res.ok && res.events === 0) {
-          say('audit trail verified: it is empty (no events in any tenant), so there is nothing to check');
-        } else if (res.ok) {
-          say(`audit trail verified: ${count(res.events, 'event')} in ${res.tenants} tenant chain(s)`);
-        } else {
+        const store = createAuditStore(pool);
+        const res = await store.verify(opts.tenant);
+        if (!res.ok) {
           const b = res.broken!;
           say(`audit trail BROKEN (${b.kind}): tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
           process.exitCode = VERIFY_EXIT.broken;
+          return;
+        }
+        // Checked even when no events are left: deleting a whole chain is the longest truncation.
+        let matched = 0;
+        for (const { source, anchor } of anchors) {
+          const check = await store.checkAnchors(anchor.chainHeads, opts.tenant, source);
+          if (!check.ok) {
+            const b = check.broken!;
+            say(`audit trail BROKEN (${b.kind}): tenant "${b.tenant}": ${b.reason}`);
+            process.exitCode = VERIFY_EXIT.broken;
+            return;
+          }
+          matched += check.checked;
+        }
+        if (res.events === 0 && opts.tenant !== undefined) {
+          // Verifying nothing is not a pass: a mistyped tenant must not read as a proven trail.
+          say(`audit trail NOT verified: tenant "${opts.tenant}" has no audit events (check the tenant name); nothing was checked`);
+          process.exitCode = VERIFY_EXIT.noEvents;
+        } else if (res.events === 0) {
+          say(`audit trail verified: it is empty (no events in any tenant), so there is nothing to check${anchorsLine(anchors, matched, opts.tenant)}`);
+        } else {
+          say(`audit trail verified: ${count(res.events, 'event')} in ${res.tenants} tenant chain(s)${anchorsLine(anchors, matched, opts.tenant)}`);
         }
       } finally {
         await pool.end();
       }
+    });
+
+  audit
+    .command('heads')
+    .description("print each tenant chain's head (position and hash of its last event) as JSON, for audit verify --anchor to check the chains against later")
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .addHelpText(
+      'after',
+      [
+        '',
+        "Keep the file somewhere the database's operators cannot rewrite (another machine, write-once storage): whoever",
+        'can rewrite both the database and the file can hide a truncated or rewritten chain. A head vouches for the chain',
+        'as it was when taken, so run audit verify first. Each backup manifest records the heads too (audit verify --backup <id>).',
+      ].join('\n'),
+    )
+    .action(async (opts: { tenant?: string; out?: string }) => {
+      const cfg = requireKeys(config(), ['DATABASE_URL']);
+      const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
+      const takenAt = new Date().toISOString();
+      let chainHeads: HeadsFile['chainHeads'];
+      try {
+        chainHeads = await createAuditStore(pool).heads(opts.tenant);
+      } finally {
+        await pool.end();
+      }
+      if (opts.tenant !== undefined && !chainHeads[opts.tenant]) {
+        throw new Error(`tenant "${opts.tenant}" has no audit events (check the tenant name); no heads were written`);
+      }
+      const file: HeadsFile = { format: HEADS_FORMAT, takenAt, chainHeads };
+      const text = `${JSON.stringify(file, null, 2)}\n`;
+      const tenants = Object.keys(chainHeads).length;
+      if (opts.out) {
+        const out = opts.out;
+        await writeFile(out, text).catch((err: NodeJS.ErrnoException) => {
+          const why = err.code === 'ENOENT' ? 'its folder does not exist' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'it is a folder' : err.message;
+          throw new Error(`--out: cannot write ${out}: ${why}`);
+        });
+      } else process.stdout.write(text);
+      const empty = tenants === 0 ? ' (the audit trail is empty: these heads anchor nothing)' : '';
+      process.stderr.write(`heads of ${tenants} tenant chain(s)${opts.out ? ` written to ${opts.out}` : ''}${empty}\n`);
     });
 
   audit

@@ -36,3 +36,15 @@ export async function createTestDatabase(prefix = 'agentry_test'): Promise<TestD
     },
   };
 }
+
+/** Runs SQL as the superuser with the append-only trigger off: how an attacker with database access would edit. */
+export async function tamperAuditTrail(pool: Pool, ...statements: [string, unknown[]?][]): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    for (const [sql, params] of statements) await c.query(sql, params ?? []);
+  } finally {
+    await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    c.release();
+  }
+}

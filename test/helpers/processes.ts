@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { TEST_PAYLOAD_KEYS } from './codec';
 import { waitUntil } from './wait';
 
@@ -87,6 +89,19 @@ export async function exitOf(service: Service, timeoutMs = 60_000): Promise<{ co
     throw new Error(`${err.message}\n--- process output ---\n${service.output()}`);
   });
   return { code: service.child.exitCode, output: service.output() };
+}
+
+/**
+ * The environment of an `agentry` command under test: its database, and a state folder and backup folder of its
+ * own (runCli adds PATH and HOME).
+ */
+export function cliEnv(databaseUrl: string, label: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), `agentry-${label}-state-`)),
+    BACKUP_DIR: mkdtempSync(join(tmpdir(), `agentry-${label}-backups-`)),
+    ...extra,
+  };
 }
 
 export interface CliResult {

@@ -1,12 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { chainHash, createAuditStore, GENESIS_HASH, HEADS_FORMAT, type AuditStore } from '../../src/audit';
 import type { AuditEventInput } from '../../src/contracts';
 import { TEST_AUDIT_SEAL_KEYS } from '../helpers/audit-seal';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { runCli, type CliResult } from '../helpers/processes';
+import { createTestDatabase, tamperAuditTrail, type TestDatabase } from '../helpers/postgres';
+import { cliEnv, runCli, type CliResult } from '../helpers/processes';
 
 // Two databases: the store tests break chains on purpose, and the command-line tests verify whole trails.
 let storeDb: TestDatabase;
@@ -35,15 +34,8 @@ async function appendEvents(s: AuditStore, tenant: string, from: number, to: num
 }
 
 /** Runs SQL the append-only trigger would refuse, as the superuser that owns the test database. */
-async function tamper(pool: Pool, sql: string, params: unknown[]): Promise<void> {
-  const c = await pool.connect();
-  try {
-    await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-    await c.query(sql, params);
-  } finally {
-    await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
-    c.release();
-  }
+function tamper(pool: Pool, sql: string, params: unknown[]): Promise<void> {
+  return tamperAuditTrail(pool, [sql, params]);
 }
 
 /**
@@ -72,14 +64,7 @@ async function rewriteFrom(tenant: string, from: number): Promise<void> {
 beforeAll(async () => {
   [storeDb, cliDb] = await Promise.all([createTestDatabase(), createTestDatabase()]);
   store = createAuditStore(storeDb.pool);
-  env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    DATABASE_URL: cliDb.url,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-anchor-state-')),
-    BACKUP_DIR: mkdtempSync(join(tmpdir(), 'agentry-anchor-backups-')),
-    AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS,
-  };
+  env = cliEnv(cliDb.url, 'anchor', { AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS });
 });
 afterAll(() => Promise.all([storeDb?.drop(), cliDb?.drop()]));
 

@@ -1,11 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuditStore } from '../../src/audit';
 import type { AuditEventInput } from '../../src/contracts';
 import { TEST_AUDIT_SEAL_KEYS, testSealKeys } from '../helpers/audit-seal';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { runCli, type CliResult } from '../helpers/processes';
+import { createTestDatabase, tamperAuditTrail, type TestDatabase } from '../helpers/postgres';
+import { cliEnv, runCli, type CliResult } from '../helpers/processes';
 
 
 let db: TestDatabase;
@@ -44,22 +43,8 @@ beforeAll(async () => {
     await store.append(event('cli-ok', i, { comment: `comment ${i}`, passes: true }));
     await store.append(event('cli-bad', i, { passes: true }));
   }
-  const c = await db.pool.connect();
-  try {
-    await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-    await c.query(`UPDATE audit_events SET data = '{"passes": false}' WHERE tenant = 'cli-bad' AND chain_index = 2`);
-  } finally {
-    await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
-    c.release();
-  }
-  env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    DATABASE_URL: db.url,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-cli-state-')),
-    BACKUP_DIR: mkdtempSync(join(tmpdir(), 'agentry-cli-backups-')),
-    AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS,
-  };
+  await tamperAuditTrail(db.pool, [`UPDATE audit_events SET data = '{"passes": false}' WHERE tenant = 'cli-bad' AND chain_index = 2`]);
+  env = cliEnv(db.url, 'cli', { AUDIT_SEAL_KEYS: TEST_AUDIT_SEAL_KEYS });
 });
 afterAll(() => db.drop());
 

@@ -6,7 +6,7 @@ import { chainHash, createAuditStore, isSealed, migrate, type AuditStore, type S
 import type { AuditEventInput } from '../../src/contracts';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
 import { testSealKeys, unsealed } from '../helpers/audit-seal';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { createTestDatabase, tamperAuditTrail, type TestDatabase } from '../helpers/postgres';
 
 let db: TestDatabase;
 let store: AuditStore;
@@ -38,17 +38,7 @@ async function appendMany(tenant: string, n: number): Promise<void> {
   for (let i = 1; i <= n; i++) await store.append(event(tenant, 'r1', i));
 }
 
-/** Runs SQL as the superuser with the append-only trigger off: how an attacker with database access would edit. */
-async function tamper(...statements: [string, unknown[]?][]): Promise<void> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-    for (const [sql, params] of statements) await c.query(sql, params ?? []);
-  } finally {
-    await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
-    c.release();
-  }
-}
+const tamper = (...statements: [string, unknown[]?][]) => tamperAuditTrail(db.pool, ...statements);
 
 async function row(tenant: string, chainIndex: number): Promise<StoredAuditEvent> {
   const [e] = (await store.page({ tenant, after: chainIndex - 1, limit: 1 })).events;

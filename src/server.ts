@@ -1,5 +1,6 @@
 // First: tracing instruments http and pg as they load, so it must start before anything imports them.
 import { tracing } from './telemetry/facade-tracing';
+import { hkdfSync } from 'node:crypto';
 import { Pool } from 'pg';
 import { exitWithParent } from './runtime/exit-with-parent';
 import { assertSearchAttributes } from './temporal/search-attributes';
@@ -156,6 +157,8 @@ async function main(): Promise<void> {
     intrusion,
     admission,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    // Every replica has AUDIT_SEAL_KEYS, so each can continue a listing another one started.
+    cursorKey: Buffer.from(hkdfSync('sha256', seal.keys.activeKey, Buffer.alloc(0), 'agentry run-list cursor', 32)),
     runEvents: { maxStreamsPerSubject: config.EVENT_STREAMS_PER_SUBJECT, maxStreams: config.EVENT_STREAMS_MAX },
     trustProxy: config.TRUST_PROXY,
     serverTimeouts: {

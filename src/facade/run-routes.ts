@@ -1,4 +1,4 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
@@ -14,6 +14,7 @@ import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics } from '../telemetry';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+import { createListCursors } from './list-cursor';
 import type { RunAdmission } from './run-admission';
 import { describeRun, findRun, principalOf, requireRole, slug } from './run-lookup';
 
@@ -27,6 +28,8 @@ export interface RunRoutesDeps {
   uiUrl: string;
   /** Concurrency caps on active runs; without it starts are not capped. */
   admission?: RunAdmission;
+  /** Key of the run-list cursors' MAC, the same on every replica. @default random (one process only) */
+  cursorKey?: Buffer;
 }
 
 const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
@@ -40,38 +43,13 @@ const listQuerySchema = z
   })
   .strict();
 
-/**
- * List cursors wrap Temporal's page token with a digest of the tenant and the query it belongs to:
- * `<digest>.<token>`, both base64url. A cursor that was altered, made up, or taken from another tenant's or another
- * filter's listing is refused as 400 before it reaches Temporal, which would otherwise retry it for seconds and
- * fail. The tenant clause is part of the query, so even a forged token cannot list another tenant's runs.
- */
-const CURSOR = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]+)$/;
-
-function cursorDigest(tenant: string, query: string, token: Uint8Array): Buffer {
-  return createHash('sha256').update(`${tenant}\n${query}\n`).update(token).digest().subarray(0, 16);
-}
-
-function encodeCursor(tenant: string, query: string, token: Uint8Array): string {
-  return `${cursorDigest(tenant, query, token).toString('base64url')}.${Buffer.from(token).toString('base64url')}`;
-}
-
-function decodeCursor(tenant: string, query: string, cursor: string): Uint8Array {
-  const parts = CURSOR.exec(cursor);
-  const token = parts ? Buffer.from(parts[2], 'base64url') : undefined;
-  const digest = parts ? Buffer.from(parts[1], 'base64url') : undefined;
-  if (!token || !digest || digest.length !== 16 || !timingSafeEqual(digest, cursorDigest(tenant, query, token))) {
-    throw new ValidationError('invalid cursor', [{ path: '/cursor', message: 'must be the nextCursor of a previous page of this listing, with the same filters' }]);
-  }
-  return token;
-}
-
 function zodProblems(err: z.ZodError) {
   return err.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
 }
 
 export function createRunRoutes(deps: RunRoutesDeps): Router {
   const router = Router();
+  const cursors = createListCursors(deps.cursorKey);
 
   router.post('/v1/pipelines/:pipeline/runs', async (req, res) => {
     const principal = principalOf(req);
@@ -171,7 +149,7 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
     if (readable.length === 0) throw new ForbiddenError('no pipeline grants your roles read access');
     clauses.push(`${SA_PIPELINE.name} IN (${readable.map((p) => `'${p.definition.name}'`).join(', ')})`);
     const query = clauses.join(' AND ');
-    const nextPageToken = q.data.cursor !== undefined ? decodeCursor(principal.tenant, query, q.data.cursor) : undefined;
+    const nextPageToken = q.data.cursor !== undefined ? cursors.decode(principal.tenant, query, q.data.cursor) : undefined;
     const page = await deps.temporal.workflowService.listWorkflowExecutions({
       namespace: deps.temporal.options.namespace,
       query,
@@ -193,7 +171,7 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
         closedAt: e.closeTime?.seconds ? new Date(Number(e.closeTime.seconds) * 1000).toISOString() : undefined,
       };
     });
-    const token = page.nextPageToken && page.nextPageToken.length > 0 ? encodeCursor(principal.tenant, query, page.nextPageToken) : undefined;
+    const token = page.nextPageToken && page.nextPageToken.length > 0 ? cursors.encode(principal.tenant, query, page.nextPageToken) : undefined;
     res.json({ runs, nextCursor: token });
   });
 

@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       checker: createInputChecker(),
       metrics,
       logger,
-      claims: createClaimStore(pool),
+      claims: createClaimStore(pool, { codec: payloads.codec }),
       inlineMaxBytes: config.STAGE_OUTPUT_INLINE_MAX_BYTES,
       slots: redis ? createRunSlots(redis) : undefined,
     }),

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { PayloadCodec } from '@temporalio/common';
 import type { Pool } from 'pg';
+import { ENCODING_ENCRYPTED } from '../codec/aes-gcm-codec';
+import { payloadsFromJson, payloadsToJson, type JsonPayload } from '../codec/payload-json';
 
 /** What travels through Temporal in place of a large value. */
 export interface ClaimRef {
@@ -25,16 +28,57 @@ export class ClaimMissingError extends Error {
   }
 }
 
+/** How an encrypted body is stored: the payload codec's output, as JSON. */
+interface StoredEnvelope {
+  $encryptedPayload: JsonPayload;
+}
+
+const isEnvelope = (v: unknown): v is StoredEnvelope =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && '$encryptedPayload' in v;
+
+export interface ClaimStoreOptions {
+  /**
+   * The payload codec the worker uses for Temporal: claimed values are Temporal payloads set aside, so they are
+   * encrypted with the same keys (PAYLOAD_KEYS) before they reach PostgreSQL. Without it, or with encryption off,
+   * bodies are stored as plain JSON.
+   */
+  codec?: PayloadCodec;
+}
+
 /**
  * Claim-check storage in PostgreSQL: large stage outputs are stored here and referenced by id, so runs never
- * push payloads near Temporal's 2 MB limit (which would fail the workflow task and retry it forever).
+ * push payloads near Temporal's 2 MB limit (which would fail the workflow task and retry it forever). Bodies
+ * stored before encryption, or with it off, still read.
  */
-export function createClaimStore(pool: Pool) {
+export function createClaimStore(pool: Pool, opts: ClaimStoreOptions = {}) {
+  const seal = async (body: string): Promise<string> => {
+    if (!opts.codec) return body;
+    const [encoded] = await opts.codec.encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(body, 'utf8') }]);
+    if (Buffer.from(encoded.metadata?.encoding ?? []).toString() !== ENCODING_ENCRYPTED) return body;
+    return JSON.stringify({ $encryptedPayload: payloadsToJson([encoded]).payloads[0] } satisfies StoredEnvelope);
+  };
+  const open = async (stored: string, claimId: string): Promise<string> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(stored);
+    } catch {
+      throw new ClaimMissingError(claimId);
+    }
+    if (!isEnvelope(parsed)) return stored;
+    const read = payloadsFromJson({ payloads: [parsed.$encryptedPayload] });
+    if ('errors' in read || !opts.codec) throw new ClaimMissingError(claimId);
+    const [decoded] = await opts.codec.decode(read.payloads).catch(() => {
+      throw new ClaimMissingError(claimId);
+    });
+    return Buffer.from(decoded.data ?? []).toString('utf8');
+  };
+
   return {
     async put(ref: { id: string; tenant: string; runId: string; stage: string }, value: unknown): Promise<ClaimRef> {
-      const body = JSON.stringify(value);
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      const bytes = Buffer.byteLength(body, 'utf8');
+      const plain = JSON.stringify(value);
+      const sha256 = createHash('sha256').update(plain).digest('hex');
+      const bytes = Buffer.byteLength(plain, 'utf8');
+      const body = await seal(plain);
       // A retried stage stores its own latest attempt under the same id: the reference it returns matches.
       await pool.query(
         `INSERT INTO stage_payloads (id, tenant, run_id, stage, sha256, bytes, body) VALUES ($1,$2,$3,$4,$5,$6,$7)
@@ -45,13 +89,16 @@ export function createClaimStore(pool: Pool) {
     },
 
     async get(ref: ClaimRef, tenant: string): Promise<unknown> {
-      const res = await pool.query<{ body: string; sha256: string }>('SELECT body, sha256 FROM stage_payloads WHERE id = $1 AND tenant = $2', [
+      const res = await pool.query<{ body: string }>('SELECT body FROM stage_payloads WHERE id = $1 AND tenant = $2', [
         ref.$claim,
         tenant,
       ]);
       const row = res.rows[0];
-      if (!row || row.sha256 !== ref.sha256) throw new ClaimMissingError(ref.$claim);
-      return JSON.parse(row.body) as unknown;
+      if (!row) throw new ClaimMissingError(ref.$claim);
+      const plain = await open(row.body, ref.$claim);
+      // The hash in the reference travelled through Temporal: a body altered or swapped in the database fails it.
+      if (createHash('sha256').update(plain).digest('hex') !== ref.sha256) throw new ClaimMissingError(ref.$claim);
+      return JSON.parse(plain) as unknown;
     },
 
     /** Replaces every claim reference inside `value` with the stored value. */

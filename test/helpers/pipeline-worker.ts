@@ -16,7 +16,7 @@ import { parsePipelineText } from '../../src/pipelines/pipeline-loader';
 import { createInputChecker } from '../../src/security';
 import { createClaimStore } from '../../src/storage/claim-store';
 import { createLogger, createRunMetrics } from '../../src/telemetry';
-import { testDataConverter } from './codec';
+import { testDataConverter, testPayloadCodec } from './codec';
 import { createTestDatabase, type TestDatabase } from './postgres';
 import { startTemporal, workflowBundle } from './temporal';
 import { bigmouthAgent, flakyAgent, liarAgent, measureAgent, sleeperAgent } from './test-agents';
@@ -61,7 +61,7 @@ export async function startPipelineWorker(
       checker: createInputChecker(),
       metrics: createRunMetrics(new Registry()),
       logger: createLogger({ level: 'silent', name: 'test' }),
-      claims: createClaimStore(pool),
+      claims: createClaimStore(pool, { codec: testPayloadCodec }),
       inlineMaxBytes: INLINE_MAX_BYTES,
       ...extra,
     }),

@@ -1,6 +1,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { createAuditStore } from '../../src/audit';
+import { ENCODING_ENCRYPTED } from '../../src/codec';
 import type { PipelineRunResult } from '../../src/contracts';
 import { startPipelineRun, usePipelineEnv } from '../helpers/pipeline-worker';
 
@@ -75,8 +76,11 @@ stages:
   expect(big.note).toBe('small');
   expect(big.text.$claim).toContain('/big/text');
   expect(big.text.bytes).toBeGreaterThan(bytes);
-  const { rows } = await ctx.db.pool.query<{ bytes: number }>('SELECT bytes FROM stage_payloads WHERE stage = $1', ['big']);
+  const { rows } = await ctx.db.pool.query<{ bytes: number; body: string }>('SELECT bytes, body FROM stage_payloads WHERE stage = $1', ['big']);
   expect(rows[0].bytes).toBeGreaterThan(bytes);
+  // Stored encrypted with the payload keys, like everything the run hands to Temporal.
+  expect(rows[0].body).not.toContain('All work and no play');
+  expect(JSON.parse(rows[0].body).$encryptedPayload.metadata.encoding).toBe(Buffer.from(ENCODING_ENCRYPTED).toString('base64'));
   // Nothing near the limit went through Temporal.
   const history = await handle.fetchHistory();
   const largest = Math.max(...(history.events ?? []).map((e) => JSON.stringify(e).length));

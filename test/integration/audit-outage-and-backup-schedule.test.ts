@@ -8,12 +8,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { decodeOptionalFailureToOptionalError, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Pool } from 'pg';
 import { createAuditStore, migrate, type AuditStore } from '../../src/audit';
 import { createBackupService, ensureBackupSchedule, type BackupService } from '../../src/backup';
 import { SYSTEM_TENANT, type PipelineRunResult } from '../../src/contracts';
 import { testSealKeys } from '../helpers/audit-seal';
+import { testDataConverter } from '../helpers/codec';
 import { createPgCluster, type PgCluster } from '../helpers/pg-cluster';
 import { startPipelineRun, startPipelineWorker, type PipelineWorker } from '../helpers/pipeline-worker';
 import { startTemporal } from '../helpers/temporal';
@@ -61,21 +63,26 @@ test('an audit write during a PostgreSQL outage lands exactly once after the dat
   cluster.stop();
   const { handle, runId } = await startPipelineRun(env.client, pw.agents, taskQueue, TEST_PIPELINES.flaky, { text: 'written during an outage' }, 'outage-1');
 
-  // The run's first event cannot be written: Temporal retries the recordAudit activity, the run waits.
-  const pending = await waitUntil(
-    'the audit write to fail and be retried',
-    async () => {
-      const desc = await handle.describe();
-      const p = desc.raw.pendingActivities?.find((a) => a.activityType?.name === 'recordAudit');
-      return p && (p.attempt ?? 0) >= 3 ? p : undefined;
-    },
-    60_000,
-    200,
-  );
-  expect(pending.lastFailure?.message).toMatch(/audit write failed/);
-  expect((await handle.describe()).status.name).toBe('RUNNING');
-
-  cluster.start();
+  try {
+    // The run's first event cannot be written: Temporal retries the recordAudit activity, the run waits.
+    const pending = await waitUntil(
+      'the audit write to fail and be retried',
+      async () => {
+        const desc = await handle.describe();
+        const p = desc.raw.pendingActivities?.find((a) => a.activityType?.name === 'recordAudit');
+        return p && (p.attempt ?? 0) >= 3 ? p : undefined;
+      },
+      60_000,
+      200,
+    );
+    // Failure messages are stored encrypted (src/temporal/failure-converter.ts): read through the codec.
+    const lastFailure = await decodeOptionalFailureToOptionalError(loadDataConverter(testDataConverter), pending.lastFailure);
+    expect(lastFailure?.message).toMatch(/audit write failed/);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+  } finally {
+    // Back whatever happened above, so the other test of this file has its database.
+    cluster.start();
+  }
   const result = (await handle.result()) as PipelineRunResult;
   expect(result.status).toBe('completed');
   const events = await audit.listByRun('wf-tests', runId);

@@ -185,8 +185,11 @@ async function main(): Promise<void> {
         await redis.ping();
         return { ok: true, mode: 'redis' };
       },
-      // Runs only make progress while a worker polls the task queue: not ready without one.
-      workers: workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S),
+      // Runs only make progress while a worker polls the task queue: not ready without one, unless configured to
+      // report it only (READY_REQUIRE_WORKERS=false).
+      workers: config.READY_REQUIRE_WORKERS
+        ? workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S)
+        : async () => ({ ...(await workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S)()), advisory: true }),
     },
   });
   const port = await app.start(config.PORT, config.HOST).catch((err: Error) => {

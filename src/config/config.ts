@@ -251,6 +251,13 @@ const schema = z.object({
    */
   READY_WORKER_POLL_MAX_AGE_S: wholeNumber.pipe(z.number().int().min(5).max(3600)).default(120),
   /**
+   * READY_REQUIRE_WORKERS: whether /ready fails (503) while no worker polls the task queue. `false` still reports the
+   * `workers` check in /ready's body, marked advisory, but keeps the facade in its load balancer's rotation: during a
+   * worker outage run reads, audit reads and status stay available, and AgentryNoWorkerUp pages. The Kubernetes
+   * manifests set false. @default true
+   */
+  READY_REQUIRE_WORKERS: bool.default(true),
+  /**
    * STATUS_THRESHOLDS: levels of `GET /v1/system/status`, as JSON overriding any of the defaults, e.g.
    * `{"approvalAgeSeconds": {"warning": 3600}}`. Keys: cpuCores, memoryBytes, httpErrorRatio (0..1),
    * runTimeP95Seconds, taskQueueBacklog, approvalAgeSeconds; each `{"warning": n, "critical": n}`.

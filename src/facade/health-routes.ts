@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import type { Registry } from 'prom-client';
 
-export type CheckResult = { ok: boolean; detail?: string; mode?: string };
+/** One readiness check's answer; an `advisory` one is reported but does not fail /ready. */
+export type CheckResult = { ok: boolean; detail?: string; mode?: string; advisory?: boolean };
 export type ReadinessCheck = () => Promise<CheckResult>;
 
 /** Runs a check with a deadline, so one hung dependency cannot hang the probe. */
@@ -32,11 +33,11 @@ export function createHealthRoutes(deps: { checks: Record<string, ReadinessCheck
     const results = await Promise.all(names.map((n) => runCheck(deps.checks[n], 2000)));
     const checks = Object.fromEntries(names.map((n, i) => [n, results[i]]));
     const draining = deps.isDraining();
-    if (!draining && results.every((r) => r.ok)) {
+    if (!draining && results.every((r) => r.ok || r.advisory)) {
       res.json({ status: 'ready', checks });
       return;
     }
-    const failing = names.filter((_, i) => !results[i].ok);
+    const failing = names.filter((_, i) => !results[i].ok && !results[i].advisory);
     res
       .status(503)
       .type('application/problem+json')

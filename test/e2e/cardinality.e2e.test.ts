@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken } from '../../src/facade/auth';
 import { call, scrapeMetrics, type Sample } from '../helpers/http';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
 /** Every random id, path segment, tenant and subject the test sends starts with this, so a leak is easy to find. */
 const MARK = 'rnd';
@@ -22,10 +16,7 @@ const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
  */
 const RUNTIME_FAMILIES = /^nodejs_(active_handles|active_requests|active_resources|gc_duration_seconds)/;
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let facade: Service;
-let worker: Service;
+let stack: Stack;
 let base: string;
 let workerMetrics: string;
 
@@ -73,34 +64,17 @@ function seriesOf(samples: Sample[]): { fixed: Set<string>; runtime: Set<string>
 const labelValues = (samples: Sample[], label: string) => new Set(samples.filter((s) => label in s.labels).map((s) => s.labels[label]));
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-card-${randomBytes(3).toString('hex')}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-card-')),
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  // Limits far above the load, so every request reaches routing and the answers stay the same kind throughout.
-  facade = spawnService('src/server.ts', {
-    ...common,
-    PORT: String(port),
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    TENANT_RATE_LIMIT_PER_MINUTE: '1000000',
-    IDS_MAX_FAILURES: '1000000',
+  stack = await startStack({
+    label: 'card',
+    secret,
+    // Limits far above the load, so every request reaches routing and the answers stay the same kind throughout.
+    facadeEnv: { RATE_LIMIT_PER_MINUTE: '1000000', TENANT_RATE_LIMIT_PER_MINUTE: '1000000', IDS_MAX_FAILURES: '1000000' },
   });
-  base = `http://127.0.0.1:${port}`;
-  workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  ({ base, workerMetricsUrl: workerMetrics } = stack);
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 test(`${REQUESTS.toLocaleString('en')} requests with random ids, paths, tenants and subjects add no series`, async () => {

@@ -1,22 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { createAuditStore } from '../../src/audit';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import * as http from '../helpers/http';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 const secret = randomBytes(32).toString('hex');
 const tenant = `e2e-${randomBytes(3).toString('hex')}`;
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let facade: Service;
-let worker: Service;
+let stack: Stack;
 let base: string;
 let workerMetricsUrl: string;
 
@@ -33,27 +24,12 @@ async function runToEnd(runId: string, tk: string) {
 }
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-e2e-')),
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  stack = await startStack({ label: 'fw', secret });
+  ({ base, workerMetricsUrl } = stack);
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 test('/health and /ready answer, and /ready names each dependency', async () => {
@@ -86,7 +62,7 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
   expect(run.outputs.redact.text).not.toContain('sam@example.org');
   expect(run.links.ui).toContain(encodeURIComponent(`${tenant}/${started.json.runId}`));
 
-  const events = await createAuditStore(db.pool).listByRun(tenant, started.json.runId);
+  const events = await createAuditStore(stack.db.pool).listByRun(tenant, started.json.runId);
   expect(events.map((e) => e.type)).toEqual([
     'run.started',
     'stage.completed',
@@ -98,7 +74,7 @@ test('a ticket started over HTTP runs every stage, leaves its audit trail and mo
     'run.completed',
   ]);
   expect(events.every((e) => e.actor === 'e2e-user')).toBe(true);
-  await expect(createAuditStore(db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
+  await expect(createAuditStore(stack.db.pool).verify(tenant)).resolves.toMatchObject({ ok: true });
 
   expect(await http.metricValue(workerMetricsUrl, 'agent_executions_total', { agent_name: 'pii-redact', status: 'ok' })).toBeGreaterThanOrEqual(1);
   // The draft stage's spend: in the run status and in the worker's metrics.

@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken, type Role } from '../../src/facade/auth';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
 import { openSocket, rawExchange } from '../helpers/raw-http';
-import { startTemporal } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 /**
@@ -34,45 +28,30 @@ stages:
       timeout: 5m
 `;
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let facade: Service;
-let worker: Service;
+let stack: Stack;
 let port: number;
 let base: string;
 
 const token = (sub: string, roles: Role[]) => mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: sub, tenant, roles });
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-raw-pipelines-'));
-  writeFileSync(join(pipelinesDir, 'held.yaml'), HELD);
-  let metricsPort: number;
-  [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `raw-${tenant}`,
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-raw-')),
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  facade = spawnService('src/server.ts', {
-    ...common,
-    PORT: String(port),
-    HTTP_HEADERS_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
-    HTTP_REQUEST_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
-    HTTP_KEEP_ALIVE_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
+  stack = await startStack({
+    label: 'raw',
+    secret,
+    redis: false,
+    pipelines: { 'held.yaml': HELD },
+    facadeEnv: {
+      HTTP_HEADERS_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
+      HTTP_REQUEST_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: String(SHORT_TIMEOUT_MS),
+    },
   });
-  base = `http://127.0.0.1:${port}`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  ({ base } = stack);
+  ({ port } = stack.facades[0]);
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 function expectProblem(reply: Awaited<ReturnType<typeof rawExchange>>, status: number, code: string) {

@@ -1,22 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { call, metricValue, scrapeMetrics } from '../helpers/http';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { freePort, waitForHttp } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 // The facade starts alone: /ready must say that no worker polls, and a run started now waits in the task queue.
 // Then a worker starts and takes it; the run stops at an approval and stays there for the approval backlog.
 
-const ROOT = resolve(__dirname, '..', '..');
 const secret = randomBytes(32).toString('hex');
 const tenant = `obs-${randomBytes(3).toString('hex')}`;
-const taskQueue = `e2e-${tenant}`;
 const HELD = `
 name: held
 version: 1
@@ -32,12 +25,9 @@ stages:
       timeout: 1h
 `;
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let facade: Service;
-let worker: Service | undefined;
+let stack: Stack;
+let taskQueue: string;
 let base: string;
-let common: Record<string, string>;
 let workerMetrics: string;
 let sdkMetrics: string;
 let heldRunId: string;
@@ -46,34 +36,24 @@ const token = (roles: Role[]) => mintToken({ secret, issuer: 'agentry', audience
 const status = async (roles: Role[] = ['operator']) => call(base, 'GET', '/v1/system/status', { token: await token(roles) });
 
 beforeAll(async () => {
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-obs-pipelines-'));
-  const shipped = join(ROOT, 'src/pipelines/definitions');
-  for (const f of readdirSync(shipped)) copyFileSync(join(shipped, f), join(pipelinesDir, f));
-  writeFileSync(join(pipelinesDir, 'held.yaml'), HELD);
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  const port = await freePort();
-  common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-obs-')),
-    BACKUP_SCHEDULE: 'off',
-    // Any wait for an approval is an issue, and a warning level no process stays under for memory.
-    STATUS_THRESHOLDS: JSON.stringify({ approvalAgeSeconds: { warning: 0, critical: 86_400 }, memoryBytes: { warning: 1024, critical: 1024 ** 4 } }),
-  };
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  // Not /ready: without a worker it answers 503 by design.
-  await waitForHttp(`${base}/health`, facade);
+  stack = await startStack({
+    label: 'obs',
+    secret,
+    pipelines: { 'held.yaml': HELD },
+    withShippedPipelines: true,
+    env: {
+      BACKUP_SCHEDULE: 'off',
+      // Any wait for an approval is an issue, and a warning level no process stays under for memory.
+      STATUS_THRESHOLDS: JSON.stringify({ approvalAgeSeconds: { warning: 0, critical: 86_400 }, memoryBytes: { warning: 1024, critical: 1024 ** 4 } }),
+    },
+    // Without a worker the facade is waited for on /health: /ready answers 503 by design.
+    workers: 0,
+  });
+  ({ base, taskQueue } = stack);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 test('without a worker, /ready answers 503 naming the workers check, and the backlog shows on /metrics and in the status', async () => {
@@ -118,16 +98,11 @@ test('without a worker, /ready answers 503 naming the workers check, and the bac
 }, 60_000);
 
 test('once a worker polls, /ready answers 200 and the backlog drains', async () => {
-  const [metricsPort, sdkPort] = await Promise.all([freePort(), freePort()]);
-  worker = spawnService('src/worker.ts', {
-    ...common,
-    WORKER_METRICS_PORT: String(metricsPort),
-    WORKER_SDK_METRICS_PORT: String(sdkPort),
-    AGENT_HEALTH_INTERVAL_MS: '1000',
-  });
-  workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
+  const sdkPort = await freePort();
+  const worker = await stack.startWorker({ WORKER_SDK_METRICS_PORT: String(sdkPort), AGENT_HEALTH_INTERVAL_MS: '1000' });
+  workerMetrics = `${worker.url}/metrics`;
   sdkMetrics = `http://127.0.0.1:${sdkPort}/metrics`;
-  await waitForHttp(`${base}/ready`, worker, 120_000);
+  await waitForHttp(`${base}/ready`, worker.service, 120_000);
   const ready = await call(base, 'GET', '/ready');
   expect(ready.status).toBe(200);
   expect(ready.json.checks.workers.ok).toBe(true);

@@ -6,15 +6,13 @@ import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AesGcmPayloadCodec, ENCODING_ENCRYPTED, generateKeyRingText, METADATA_KEY_ID, parseKeyRing, payloadsToJson } from '../../src/codec';
 import { PIPELINE_WORKFLOW } from '../../src/contracts';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { resolveTemporalCli } from '../../src/temporal/temporal-cli';
 import * as http from '../helpers/http';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import type { Service } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 /**
@@ -31,8 +29,7 @@ const keyId = payloadKeys.split(':')[0];
 const codec = new AesGcmPayloadCodec({ keys: parseKeyRing(payloadKeys) });
 const UI_ORIGIN = 'http://127.0.0.1:8233';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
+let stack: Stack;
 let facade: Service;
 let worker: Service;
 let base: string;
@@ -62,22 +59,11 @@ function payloadsIn(value: unknown, path = ''): { path: string; payload: Payload
 
 beforeAll(async () => {
   dbFile = join(mkdtempSync(join(tmpdir(), 'agentry-enc-temporal-')), 'temporal.sqlite');
-  [env, db] = await Promise.all([startTemporal({ dbFilename: dbFile }), createTestDatabase()]);
-  raw = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    PAYLOAD_KEYS: payloadKeys,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-enc-')),
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  stack = await startStack({ label: 'enc', secret, temporalDbFilename: dbFile, env: { PAYLOAD_KEYS: payloadKeys } });
+  raw = new Client({ connection: stack.temporal.connection, namespace: stack.temporal.namespace ?? 'default' });
+  ({ base } = stack);
+  facade = stack.facades[0].service;
+  worker = stack.workers[0].service;
 
   // One ticket through the facade, carrying the marker and an e-mail address.
   const operator = await token(['operator']);
@@ -106,9 +92,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 test('the facade reads the run decrypted: its input and stage outputs come back in plaintext', async () => {
@@ -247,7 +231,7 @@ describe('codec endpoints', () => {
     const cli = resolveTemporalCli({ install: false, explicitPath: process.env.TEMPORAL_CLI_PATH });
     /** The history as the CLI prints it (JSON), with every payload's `data` base64-decoded. */
     const show = (...extra: string[]) => {
-      const out = spawnSync(cli, ['workflow', 'show', '--address', env.address, '--namespace', env.namespace ?? 'default', '--workflow-id', run.workflowId, '--output', 'json', ...extra], {
+      const out = spawnSync(cli, ['workflow', 'show', '--address', stack.temporal.address, '--namespace', stack.temporal.namespace ?? 'default', '--workflow-id', run.workflowId, '--output', 'json', ...extra], {
         encoding: 'utf8',
         timeout: 30_000,
       });

@@ -1,22 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { call, type Reply } from '../helpers/http';
 import { createPgCluster, type PgCluster } from '../helpers/pg-cluster';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
+import type { Service } from '../helpers/processes';
 import { createRedisServer, type RedisServer } from '../helpers/redis-server';
-import { startTemporal } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
-const tenant = `ro-${randomBytes(3).toString('hex')}`;
-
-let env: TestWorkflowEnvironment;
+let stack: Stack;
 let cluster: PgCluster;
 let redis: RedisServer;
 let facade: Service;
-let worker: Service;
 let base: string;
 
 /** Polls `/ready` until it answers `status`, and answers that reply. */
@@ -33,30 +25,19 @@ const readyAnswers = (status: number, what: string, timeoutMs = 30_000): Promise
   );
 
 beforeAll(async () => {
-  [env, cluster, redis] = await Promise.all([startTemporal(), createPgCluster(), createRedisServer()]);
+  [cluster, redis] = await Promise.all([createPgCluster(), createRedisServer()]);
   cluster.start();
   await redis.start();
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: cluster.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: redis.url,
-    JWT_SECRET: randomBytes(32).toString('hex'),
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-ro-')),
-  };
   // A worker on the queue, so that every check the facade makes can pass.
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  stack = await startStack({ label: 'ro', databaseUrl: cluster.url, redis: redis.url });
+  ({ base } = stack);
+  facade = stack.facades[0].service;
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
+  await stack?.stop();
   await redis?.destroy();
   cluster?.destroy();
-  await env?.teardown();
 });
 
 function expectNotReady(reply: Reply, failing: 'postgres' | 'limiter', healthy: 'postgres' | 'limiter') {

@@ -3,12 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { resolveSchemathesis } from '../../src/cli/test-tools';
 import { mintToken, ROLES } from '../../src/facade/auth';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import type { Service } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 
 /**
  * Generated input: schemathesis reads the facade's own `/openapi.json` and sends well over a thousand generated
@@ -53,10 +51,8 @@ stages:
 `,
 };
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
+let stack: Stack;
 let facade: Service;
-let worker: Service;
 let base: string;
 let stCli: string;
 let token: string;
@@ -64,33 +60,19 @@ let token: string;
 beforeAll(async () => {
   stCli = resolveSchemathesis();
   token = await mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: 'st-fuzzer', tenant, roles: [...ROLES] });
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-st-pipelines-'));
-  for (const [file, text] of Object.entries(PIPELINES)) writeFileSync(join(pipelinesDir, file), text);
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-st-')),
+  stack = await startStack({
+    label: 'st',
+    secret,
+    pipelines: PIPELINES,
     // Generated traffic is one subject sending thousands of requests, many of them refused on purpose.
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    TENANT_RATE_LIMIT_PER_MINUTE: '1000000',
-    IDS_MAX_FAILURES: '1000000',
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort) });
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+    env: { RATE_LIMIT_PER_MINUTE: '1000000', TENANT_RATE_LIMIT_PER_MINUTE: '1000000', IDS_MAX_FAILURES: '1000000' },
+  });
+  ({ base } = stack);
+  facade = stack.facades[0].service;
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 /** Runs `st` in `cwd`, where it keeps its example database and cache (never the work tree). */

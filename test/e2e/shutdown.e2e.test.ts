@@ -1,17 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, createServer, request, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createAuditStore } from '../../src/audit';
 import { mintToken } from '../../src/facade/auth';
 import { call } from '../helpers/http';
 import { completion } from '../helpers/llm';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { exitOf, freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { exitOf, type Service } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 const secret = randomBytes(32).toString('hex');
@@ -95,30 +90,19 @@ async function startGatedProvider(answer: string): Promise<GatedProvider> {
   };
 }
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
+let stack: Stack;
 let provider: GatedProvider;
-let common: Record<string, string>;
-const services: Service[] = [];
 
 const token = () => mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: 'sd-user', tenant, roles: ['operator', 'viewer'] });
 
 async function startFacade(env: Record<string, string> = {}): Promise<{ service: Service; base: string; port: number }> {
-  const port = await freePort();
-  const service = spawnService('src/server.ts', { ...common, PORT: String(port), ...env });
-  services.push(service);
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/health`, service);
-  return { service, base, port };
+  const { service, url, port } = await stack.startFacade(env);
+  return { service, base: url, port };
 }
 
 async function startWorker(graceMs: number): Promise<Service> {
-  const metricsPort = await freePort();
   // Info level: the test waits for the worker to say it is shutting down.
-  const service = spawnService('src/worker.ts', { ...common, LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(metricsPort), WORKER_SHUTDOWN_GRACE_MS: String(graceMs) });
-  services.push(service);
-  await waitForHttp(`http://127.0.0.1:${metricsPort}/health`, service);
-  return service;
+  return (await stack.startWorker({ LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: String(graceMs) })).service;
 }
 
 async function startRun(base: string, text: string): Promise<string> {
@@ -136,29 +120,26 @@ async function runToEnd(base: string, runId: string) {
 }
 
 beforeAll(async () => {
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-sd-pipelines-'));
-  writeFileSync(join(pipelinesDir, 'slow-draft.yaml'), SLOW_DRAFT);
-  [env, db, provider] = await Promise.all([startTemporal(), createTestDatabase(), startGatedProvider('We are on it.')]);
-  common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    LLM_BASE_URL: provider.baseUrl,
-    LLM_MODEL: 'fake-model',
-    // One call per attempt: a hand-back shows as a second stage attempt, not as a client retry.
-    LLM_MAX_RETRIES: '0',
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-sd-')),
-  };
+  provider = await startGatedProvider('We are on it.');
+  // No processes yet: each test starts the facades and workers it needs.
+  stack = await startStack({
+    label: 'sd',
+    secret,
+    pipelines: { 'slow-draft.yaml': SLOW_DRAFT },
+    env: {
+      LLM_BASE_URL: provider.baseUrl,
+      LLM_MODEL: 'fake-model',
+      // One call per attempt: a hand-back shows as a second stage attempt, not as a client retry.
+      LLM_MAX_RETRIES: '0',
+    },
+    facades: 0,
+    workers: 0,
+  });
 });
 
 afterAll(async () => {
-  await Promise.all(services.map((s) => s.stop('SIGKILL')));
+  await stack?.stop('SIGKILL');
   await provider?.close();
-  await db?.drop();
-  await env?.teardown();
 });
 
 describe('facade', () => {
@@ -240,7 +221,7 @@ describe('facade', () => {
     expect(answer.status).toBe(202);
     expect(answer.json.runId).toMatch(/^slow-draft\//);
     // The run it answered for really started.
-    const started = await env.client.workflow.getHandle(`${tenant}/${answer.json.runId}`).describe();
+    const started = await stack.temporal.client.workflow.getHandle(`${tenant}/${answer.json.runId}`).describe();
     expect(started.status.name).toBe('RUNNING');
 
     // The connection that carried it does not hold the process either: it exits on its own, cleanly.
@@ -249,7 +230,7 @@ describe('facade', () => {
     expect(exit.output).not.toMatch(/drain did not finish/);
     keepAlive.destroy();
     // No worker ran them; the worker tests must not either.
-    for (const runId of [streamed, answer.json.runId]) await env.client.workflow.getHandle(`${tenant}/${runId}`).terminate('test cleanup');
+    for (const runId of [streamed, answer.json.runId]) await stack.temporal.client.workflow.getHandle(`${tenant}/${runId}`).terminate('test cleanup');
   }, 180_000);
 });
 
@@ -287,7 +268,7 @@ describe('worker', () => {
   });
 
   async function expectOneAuditEventPerStep(runId: string) {
-    const events = await createAuditStore(db.pool).listByRun(tenant, runId);
+    const events = await createAuditStore(stack.db.pool).listByRun(tenant, runId);
     expect(events.map((e) => `${e.type}${e.stage ? `:${e.stage}` : ''}`)).toEqual(['run.started', 'stage.completed:redact', 'stage.completed:draft', 'run.completed']);
   }
 
@@ -320,7 +301,7 @@ describe('worker', () => {
 
   test('an activity longer than the grace period is handed back and another worker completes it', async () => {
     // Only the worker under test may poll the queue.
-    await Promise.all(services.filter((s) => s !== facade.service && s.child.exitCode === null).map((s) => s.stop()));
+    await Promise.all(stack.services.filter((s) => s !== facade.service && s.child.exitCode === null).map((s) => s.stop()));
     provider.hold();
     const short = await startWorker(1_000);
     const text = 'my card is stuck in the machine';

@@ -1,16 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Redis } from 'ioredis';
 import { mintToken, type Role } from '../../src/facade/auth';
 import { createLimitsRedis, createRunSlots, type RunSlots } from '../../src/security';
 import { findNginx, startNginx, type Nginx } from '../helpers/nginx';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { SHARED_REDIS_URL, startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 /**
@@ -20,7 +14,6 @@ import { waitUntil } from '../helpers/wait';
  * facade gets the retries, approvals and event streams work, and the limits are shared. Each test has a tenant of
  * its own in the shared Redis (127.0.0.1:6379).
  */
-const SHARED_REDIS = 'redis://127.0.0.1:6379';
 const RATE_LIMIT = 30;
 const TENANT_MAX_ACTIVE_RUNS = 4;
 const secret = randomBytes(32).toString('hex');
@@ -68,12 +61,9 @@ if ('reason' in nginxBinary) {
 }
 const describeTopology = 'path' in nginxBinary ? describe : describe.skip;
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
+let stack: Stack;
 let redis: Redis;
 let slots: RunSlots;
-const facades: Service[] = [];
-const workers: Service[] = [];
 let facadeUrls: string[] = [];
 let workerMetricsUrls: string[] = [];
 let lb: Nginx;
@@ -126,47 +116,34 @@ async function metric(url: string, name: string, labels: Record<string, string> 
 const perFacade = (name: string, labels: Record<string, string> = {}) => Promise.all(facadeUrls.map((u) => metric(u, name, labels)));
 
 async function result(tenant: string, runId: string): Promise<void> {
-  await env.client.workflow.getHandle(`${tenant}/${runId}`).result();
+  await stack.temporal.client.workflow.getHandle(`${tenant}/${runId}`).result();
 }
 
 beforeAll(async () => {
   if (!('path' in nginxBinary)) return;
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-topology-pipelines-'));
-  for (const [file, text] of Object.entries(PIPELINES)) writeFileSync(join(pipelinesDir, file), text);
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  redis = createLimitsRedis(SHARED_REDIS);
+  redis = createLimitsRedis(SHARED_REDIS_URL);
   slots = createRunSlots(redis);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-topology-${run}`,
-    REDIS_URL: SHARED_REDIS,
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-topology-')),
-    RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
-    TENANT_RATE_LIMIT_PER_MINUTE: '100000',
-    TENANT_MAX_ACTIVE_RUNS: String(TENANT_MAX_ACTIVE_RUNS),
-  };
-  const facadePorts = await Promise.all([freePort(), freePort()]);
-  const workerPorts = await Promise.all([freePort(), freePort(), freePort()]);
-  for (const port of workerPorts) workers.push(spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(port) }));
-  for (const port of facadePorts) facades.push(spawnService('src/server.ts', { ...common, PORT: String(port) }));
-  facadeUrls = facadePorts.map((p) => `http://127.0.0.1:${p}`);
-  workerMetricsUrls = workerPorts.map((p) => `http://127.0.0.1:${p}`);
-  await Promise.all([
-    ...facades.map((f, i) => waitForHttp(`${facadeUrls[i]}/ready`, f)),
-    ...workers.map((w, i) => waitForHttp(`${workerMetricsUrls[i]}/health`, w)),
-  ]);
-  lb = await startNginx(nginxBinary.path, facadePorts);
+  stack = await startStack({
+    label: 'topology',
+    secret,
+    pipelines: PIPELINES,
+    env: {
+      RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
+      TENANT_RATE_LIMIT_PER_MINUTE: '100000',
+      TENANT_MAX_ACTIVE_RUNS: String(TENANT_MAX_ACTIVE_RUNS),
+    },
+    facades: 2,
+    workers: 3,
+  });
+  facadeUrls = stack.facades.map((f) => f.url);
+  workerMetricsUrls = stack.workers.map((w) => w.url);
+  lb = await startNginx(nginxBinary.path, stack.facades.map((f) => f.port));
 }, 180_000);
 
 afterAll(async () => {
   await lb?.stop();
-  await Promise.all([...facades, ...workers].map((s) => s.stop()));
   await redis?.quit();
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 describeTopology('two facades behind nginx, three workers', () => {
@@ -318,7 +295,7 @@ describeTopology('two facades behind nginx, three workers', () => {
     expect((await slots.active(tenant, 'held')).tenant).toBe(TENANT_MAX_ACTIVE_RUNS);
     // The held runs end here, so they do not outlive the test.
     for (const r of replies.filter((x) => x.status === 202)) {
-      await env.client.workflow.getHandle(`${tenant}/${r.json.runId}`).terminate('test: done');
+      await stack.temporal.client.workflow.getHandle(`${tenant}/${r.json.runId}`).terminate('test: done');
     }
   });
 

@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken } from '../../src/facade/auth';
 import { startOtlpCollector, type CollectedSpan, type OtlpCollector } from '../helpers/otlp-collector';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import type { Service } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 
 /**
@@ -32,43 +27,33 @@ stages:
     with: { key: a, table: { a: billing } }
 `;
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
+let stack: Stack;
 let collector: OtlpCollector;
-let facade: Service;
 let worker: Service;
 let base: string;
 
 beforeAll(async () => {
-  const pipelinesDir = mkdtempSync(join(tmpdir(), 'agentry-trace-pipelines-'));
-  writeFileSync(join(pipelinesDir, 'traced.yaml'), TRACED);
-  [env, db, collector] = await Promise.all([startTemporal(), createTestDatabase(), startOtlpCollector()]);
-  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    JWT_SECRET: secret,
-    PIPELINES_DIR: pipelinesDir,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-trace-')),
-    OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
-    // The collector reads JSON; protobuf, the default, is the same exporter pipeline in another encoding.
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    // Standard batch processor setting: export every 200 ms rather than every 5 s, so the test waits less.
-    OTEL_BSP_SCHEDULE_DELAY: '200',
-  };
-  worker = spawnService('src/worker.ts', { ...common, WORKER_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'debug' });
-  facade = spawnService('src/server.ts', { ...common, PORT: String(port) });
-  base = `http://127.0.0.1:${port}`;
-  await Promise.all([waitForHttp(`${base}/ready`, facade), waitForHttp(`http://127.0.0.1:${metricsPort}/health`, worker)]);
+  collector = await startOtlpCollector();
+  stack = await startStack({
+    label: 'trace',
+    secret,
+    pipelines: { 'traced.yaml': TRACED },
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+      // The collector reads JSON; protobuf, the default, is the same exporter pipeline in another encoding.
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      // Standard batch processor setting: export every 200 ms rather than every 5 s, so the test waits less.
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    },
+    workerEnv: { LOG_LEVEL: 'debug' },
+  });
+  ({ base } = stack);
+  worker = stack.workers[0].service;
 });
 
 afterAll(async () => {
-  await Promise.all([facade?.stop(), worker?.stop()]);
+  await stack?.stop();
   await collector?.close();
-  await db?.drop();
-  await env?.teardown();
 });
 
 /** The chain of ancestors of `span` among `spans`, nearest first. */

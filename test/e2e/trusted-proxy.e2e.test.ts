@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mintToken } from '../../src/facade/auth';
 import { call } from '../helpers/http';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { exitOf, freePort, spawnService, waitForHttp, type Service } from '../helpers/processes';
-import { startTemporal } from '../helpers/temporal';
+import { exitOf, freePort, spawnService } from '../helpers/processes';
+import { startStack, type Stack } from '../helpers/stack';
 
 const secret = randomBytes(32).toString('hex');
 const tenant = `tp-${randomBytes(3).toString('hex')}`;
@@ -16,21 +11,12 @@ const MAX_FAILURES = 3;
 const CLAIMED = '203.0.113.7';
 const OTHER = '198.51.100.9';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let common: Record<string, string>;
-const services: Service[] = [];
+let stack: Stack;
 
 const token = () => mintToken({ secret, issuer: 'agentry', audience: 'agentry-api', subject: 'tp-user', tenant, roles: ['viewer'] });
 
 async function startFacade(extra: Record<string, string>): Promise<string> {
-  const port = await freePort();
-  // No REDIS_URL: each facade keeps its own intrusion detector, so a block here touches no other test.
-  const service = spawnService('src/server.ts', { ...common, PORT: String(port), IDS_MAX_FAILURES: String(MAX_FAILURES), ...extra });
-  services.push(service);
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/health`, service);
-  return base;
+  return (await stack.startFacade({ IDS_MAX_FAILURES: String(MAX_FAILURES), ...extra })).url;
 }
 
 /** Fails authentication MAX_FAILURES times, each request claiming to come from `address`. */
@@ -42,20 +28,13 @@ async function failAs(base: string, address: string) {
 }
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([startTemporal(), createTestDatabase()]);
-  common = {
-    DATABASE_URL: db.url,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_TASK_QUEUE: `e2e-${tenant}`,
-    JWT_SECRET: secret,
-    AGENTRY_STATE_DIR: mkdtempSync(join(tmpdir(), 'agentry-tp-')),
-  };
+  // No Redis: each facade keeps its own intrusion detector, so a block here touches no other test. No processes
+  // yet: each test starts the facade it needs.
+  stack = await startStack({ label: 'tp', secret, redis: false, facades: 0, workers: 0 });
 });
 
 afterAll(async () => {
-  await Promise.all(services.map((s) => s.stop()));
-  await db?.drop();
-  await env?.teardown();
+  await stack?.stop();
 });
 
 test('without TRUST_PROXY a spoofed X-Forwarded-For does not choose the address the intrusion detector blocks', async () => {
@@ -87,8 +66,9 @@ test.each([
   ['proxy.internal', 'not an IP address'],
   ['0', 'hop count from 1 to 10'],
 ])('TRUST_PROXY=%s is refused at start-up, naming the key', async (value, message) => {
-  const service = spawnService('src/server.ts', { ...common, PORT: String(await freePort()), TRUST_PROXY: value });
-  services.push(service);
+  // Not through the stack: this facade is expected to exit, not to answer.
+  const service = spawnService('src/server.ts', { ...stack.common, PORT: String(await freePort()), TRUST_PROXY: value });
+  stack.services.push(service);
   const exit = await exitOf(service, 60_000);
   expect(exit.code).not.toBe(0);
   expect(exit.output).toContain('TRUST_PROXY');

@@ -9,6 +9,7 @@ import { createAuditStore, migrate, sealKeysFromConfig } from './audit';
 import { payloadCodecFromConfig } from './codec';
 import { loadConfig, requireKeys, requirePayloadKeys } from './config';
 import {
+  advisory,
   createApp,
   createAuthenticator,
   createIntrusionGuard,
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
       // report it only (READY_REQUIRE_WORKERS=false).
       workers: config.READY_REQUIRE_WORKERS
         ? workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S)
-        : async () => ({ ...(await workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S)()), advisory: true }),
+        : advisory(workersPollCheck(observer, config.READY_WORKER_POLL_MAX_AGE_S)),
     },
   });
   const port = await app.start(config.PORT, config.HOST).catch((err: Error) => {

@@ -3,10 +3,21 @@ import type { Registry } from 'prom-client';
 
 /** One readiness check's answer; an `advisory` one is reported but does not fail /ready. */
 export type CheckResult = { ok: boolean; detail?: string; mode?: string; advisory?: boolean };
-export type ReadinessCheck = () => Promise<CheckResult>;
+/** A readiness check; marked `advisory` (see `advisory()`), whatever it answers, throws or fails to answer in time is reported only. */
+export type ReadinessCheck = (() => Promise<CheckResult>) & { readonly advisory?: boolean };
+
+/** The check, reported in /ready's body but never failing it. */
+export function advisory(check: () => Promise<CheckResult>): ReadinessCheck {
+  return Object.assign(() => check(), { advisory: true });
+}
 
 /** Runs a check with a deadline, so one hung dependency cannot hang the probe. */
 async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<CheckResult> {
+  const result = await runWithDeadline(check, timeoutMs);
+  return check.advisory ? { ...result, advisory: true } : result;
+}
+
+async function runWithDeadline(check: ReadinessCheck, timeoutMs: number): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

@@ -8,3 +8,4 @@ export { createIntrusionGuard, type IntrusionGuard } from './intrusion-guard';
 export { createRunAdmission, type RunAdmission, type RunSlotTicket } from './run-admission';
 export { createSecurityEvents, SYSTEM_TENANT, type SecurityEvents } from './security-audit';
 export { createSystemStatusSource, type SystemStatusSource } from './system-status-source';
+export { advisory, type CheckResult, type ReadinessCheck } from './health-routes';

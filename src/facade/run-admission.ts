@@ -1,6 +1,6 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { PipelineDefinition } from '../pipelines/definition-schema';
-import type { RunSlots } from '../security';
+import { RUN_SLOT_LEASE_MARGIN_MS, type RunSlots } from '../security';
 import type { HttpMetrics, Logger } from '../telemetry';
 import { AppError } from './errors';
 import type { LimitFailurePolicy } from './limit-failure';
@@ -27,8 +27,8 @@ export interface RunSlotTicket {
   settle(): Promise<void>;
 }
 
-/** Holders looked at when a cap is full; the oldest are the likeliest to have closed without releasing. */
-const RECLAIM_BATCH = 10;
+/** Holders looked at each time a cap is found full; successive looks sweep the whole set. */
+const RECLAIM_BATCH = 20;
 /** Least time between two looks at one full set, per replica: refused starts must not turn into a describe storm. */
 const RECLAIM_INTERVAL_MS = 30_000;
 
@@ -39,6 +39,33 @@ export function createRunAdmission(deps: RunAdmissionDeps) {
       deps.logger.warn({ err: err instanceof Error ? err.message : String(err), runId }, 'could not release a run slot; it expires with its lease');
     });
 
+  /** A run's status from Temporal: its name, `not_found`, or `unknown` when Temporal could not be asked. */
+  const statusOf = (workflowId: string): Promise<string> =>
+    deps.temporal.workflow
+      .getHandle(workflowId)
+      .describe()
+      .then((d) => d.status.name as string)
+      .catch((err: unknown) => (err instanceof WorkflowNotFoundError ? 'not_found' : 'unknown'));
+
+  /**
+   * Resolves once the run has closed (or turns out not to exist). A Temporal outage is waited out rather than taken
+   * for the end of the run, up to the slot's lease, after which the slot has expired anyway.
+   */
+  const untilClosed = async (workflowId: string, runTimeoutMs: number): Promise<void> => {
+    const giveUpAt = Date.now() + runTimeoutMs + RUN_SLOT_LEASE_MARGIN_MS;
+    while (Date.now() < giveUpAt) {
+      try {
+        await deps.temporal.workflow.getHandle(workflowId).result();
+        return;
+      } catch (err) {
+        if (err instanceof WorkflowFailedError || err instanceof WorkflowNotFoundError) return;
+        const status = await statusOf(workflowId);
+        if (status !== 'RUNNING' && status !== 'unknown') return;
+        await new Promise((r) => setTimeout(r, 5_000));
+      }
+    }
+  };
+
   const exists = (workflowId: string) =>
     deps.temporal.workflow
       .getHandle(workflowId)
@@ -46,19 +73,25 @@ export function createRunAdmission(deps: RunAdmissionDeps) {
       .then(() => true)
       .catch(() => false);
 
-  const lastLook = new Map<string, number>();
+  /** Per full set: when this replica last looked, and where the next look starts. */
+  const looks = new Map<string, { at: number; next: number }>();
   /**
    * A run that closes without releasing its slot (terminated from outside, or its release failed while Redis was
-   * down) would hold it until its lease ends. At a full cap, frees the slots of the oldest holders that have closed.
-   * Returns how many were freed. Runs not found are left alone: a slot is taken just before its run starts.
+   * down) would hold it until its lease ends. At a full cap, looks at the next batch of holders (in order of lease
+   * expiry; a long pipeline's leaked slot may sit behind many short ones, so looks go round the whole set rather
+   * than always at its head) and frees the slots of those whose runs have closed. Returns how many were freed.
+   * Runs not found are left alone: a slot is taken just before its run starts.
    */
   const reclaim = async (tenant: string, pipeline: string, scope: 'tenant' | 'pipeline'): Promise<number> => {
     const key = `${tenant}\u0000${scope === 'tenant' ? '' : pipeline}`;
     const now = Date.now();
-    if (now - (lastLook.get(key) ?? 0) < RECLAIM_INTERVAL_MS) return 0;
-    if (lastLook.size > 10_000) for (const [k, at] of lastLook) if (now - at >= RECLAIM_INTERVAL_MS) lastLook.delete(k);
-    lastLook.set(key, now);
-    const holders = await deps.slots.oldest(tenant, pipeline, scope, RECLAIM_BATCH);
+    const last = looks.get(key);
+    if (last && now - last.at < RECLAIM_INTERVAL_MS) return 0;
+    if (looks.size > 10_000) for (const [k, l] of looks) if (now - l.at >= RECLAIM_INTERVAL_MS) looks.delete(k);
+    let start = last?.next ?? 0;
+    let holders = await deps.slots.holders(tenant, pipeline, scope, start, RECLAIM_BATCH);
+    if (holders.length === 0 && start > 0) holders = await deps.slots.holders(tenant, pipeline, scope, (start = 0), RECLAIM_BATCH);
+    looks.set(key, { at: now, next: holders.length < RECLAIM_BATCH ? 0 : start + holders.length });
     const closed = await Promise.all(
       holders.map(async (runId) => {
         const status = await deps.temporal.workflow
@@ -131,22 +164,15 @@ export function createRunAdmission(deps: RunAdmissionDeps) {
       const keep = () => {
         // Without Redis the worker cannot reach this process's slots: free the slot when the run closes.
         if (!acquired || deps.slots.mode !== 'in-process') return;
-        void deps.temporal.workflow
-          .getHandle(workflowId)
-          .result()
-          .catch(() => undefined)
-          .finally(() => release(tenant, definition.name, runId));
+        void untilClosed(workflowId, definition.limits.runTimeoutMs).then(() => release(tenant, definition.name, runId));
       };
       return {
         keep,
         async settle() {
           if (!acquired) return;
-          const status = await deps.temporal.workflow
-            .getHandle(workflowId)
-            .describe()
-            .then((d) => d.status.name)
-            .catch(() => undefined);
-          if (status === 'RUNNING') keep();
+          const status = await statusOf(workflowId);
+          // Released only when Temporal says the run is closed or was never started; unreachable, it keeps the slot.
+          if (status === 'RUNNING' || status === 'unknown') keep();
           else await release(tenant, definition.name, runId);
         },
       };

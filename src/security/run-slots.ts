@@ -7,8 +7,9 @@ import type { Redis } from 'ioredis';
  *
  * A slot is a member of two sorted sets whose score is the slot's expiry (epoch ms): a run that never releases
  * (a terminated workflow, a lost activity) stops counting once its definition's run timeout plus a margin has
- * passed, so a lost release cannot hold a slot for ever. Sooner than that, a start refused at a full cap makes the
- * facade look at the oldest holders and free the slots of runs that have closed (`oldest`, run-admission.ts).
+ * passed, so a lost release cannot hold a slot for ever. Sooner than that, each start refused at a full cap makes
+ * the facade look at the next batch of holders and free the slots of runs that have closed (`holders`,
+ * run-admission.ts).
  */
 
 /** How long a slot outlives its run's timeout before it expires on its own. @default 300000 @format ms */
@@ -68,8 +69,11 @@ export interface RunSlots {
   release(tenant: string, pipeline: string, runId: string): Promise<void>;
   /** Active (unexpired) slots, for tests and diagnostics. */
   active(tenant: string, pipeline: string): Promise<{ tenant: number; pipeline: number }>;
-  /** The run ids of the `n` oldest slots in the tenant's set, or in its set of `pipeline`: the likeliest to be stale. */
-  oldest(tenant: string, pipeline: string, scope: 'tenant' | 'pipeline', n: number): Promise<string[]>;
+  /**
+   * Up to `n` run ids holding slots in the tenant's set, or in its set of `pipeline`, from position `start` in
+   * order of lease expiry: callers sweep a full set a batch at a time.
+   */
+  holders(tenant: string, pipeline: string, scope: 'tenant' | 'pipeline', start: number, n: number): Promise<string[]>;
 }
 
 export interface RunSlotsOptions {
@@ -179,9 +183,8 @@ export function createRunSlots(redis: Redis, opts: RunSlotsOptions = {}): RunSlo
       const [t, p] = await Promise.all([redis.zcount(keys.tenant, `(${now}`, '+inf'), redis.zcount(keys.pipeline, `(${now}`, '+inf')]);
       return { tenant: t, pipeline: p };
     },
-    async oldest(tenant, pipeline, scope, n) {
-      // Scores are expiries, and a lease is taken at acquisition: the lowest scores are the oldest slots (within one pipeline exactly, across pipelines nearly).
-      return redis.zrange(runSlotKeys(tenant, pipeline)[scope], 0, n - 1);
+    async holders(tenant, pipeline, scope, start, n) {
+      return redis.zrange(runSlotKeys(tenant, pipeline)[scope], start, start + n - 1);
     },
   };
 }
@@ -236,9 +239,9 @@ export function createMemoryRunSlots(opts: RunSlotsOptions & { now?: () => numbe
       const at = now();
       return { tenant: live(keys.tenant, at).size, pipeline: live(keys.pipeline, at).size };
     },
-    async oldest(tenant, pipeline, scope, n) {
+    async holders(tenant, pipeline, scope, start, n) {
       const set = live(runSlotKeys(tenant, pipeline)[scope], now());
-      return [...set.entries()].sort((a, b) => a[1] - b[1]).slice(0, n).map(([runId]) => runId);
+      return [...set.entries()].sort((a, b) => a[1] - b[1]).slice(start, start + n).map(([runId]) => runId);
     },
   };
 }

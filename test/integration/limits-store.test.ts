@@ -79,19 +79,22 @@ describe.each([
     expect(await slots.acquire(request(tenant, 'p/3'))).toMatchObject({ ok: true, acquired: true, pipelineActive: 1 });
   });
 
-  test('oldest lists the holders of a set, earliest taken first', async () => {
+  test('holders pages through a set in order of lease expiry', async () => {
     const slots = make();
     const tenant = unique('slots');
+    // q's lease is long: its slot sorts after p's later ones in the tenant's set.
     await slots.acquire(request(tenant, 'p/1'));
-    await new Promise((r) => setTimeout(r, 5));
-    await slots.acquire(request(tenant, 'q/1', { pipeline: 'q' }));
+    await slots.acquire(request(tenant, 'q/1', { pipeline: 'q', runTimeoutMs: 600_000 }));
     await new Promise((r) => setTimeout(r, 5));
     await slots.acquire(request(tenant, 'p/2'));
-    expect(await slots.oldest(tenant, 'p', 'pipeline', 10)).toEqual(['p/1', 'p/2']);
-    expect(await slots.oldest(tenant, 'p', 'tenant', 2)).toEqual(['p/1', 'q/1']);
+    expect(await slots.holders(tenant, 'p', 'pipeline', 0, 10)).toEqual(['p/1', 'p/2']);
+    expect(await slots.holders(tenant, 'p', 'tenant', 0, 2)).toEqual(['p/1', 'p/2']);
+    expect(await slots.holders(tenant, 'p', 'tenant', 2, 2)).toEqual(['q/1']);
+    expect(await slots.holders(tenant, 'p', 'tenant', 3, 2)).toEqual([]);
     await slots.release(tenant, 'p', 'p/1');
-    expect(await slots.oldest(tenant, 'q', 'tenant', 10)).toEqual(['q/1', 'p/2']);
+    expect(await slots.holders(tenant, 'q', 'tenant', 0, 10)).toEqual(['p/2', 'q/1']);
   });
+
 });
 
 test('run-slot keys expire with their longest lease, so an idle tenant leaves nothing behind in Redis', async () => {

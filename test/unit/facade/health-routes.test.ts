@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Registry } from 'prom-client';
-import { createHealthRoutes, type ReadinessCheck } from '../../../src/facade/health-routes';
+import { advisory, createHealthRoutes, type ReadinessCheck } from '../../../src/facade/health-routes';
 
 interface ReadyBody {
   status?: string | number;
@@ -33,12 +33,18 @@ test('a failing check makes /ready 503 problem+json naming it', async () => {
   expect(res.json).toMatchObject({ code: 'not_ready', detail: 'failing checks: workers', checks: { workers: { ok: false } } });
 });
 
-test('an advisory check is reported but does not fail /ready', async () => {
-  const res = await ready({ temporal: ok, workers: async () => ({ ...(await down()), advisory: true }) });
+test('an advisory check is reported but does not fail /ready, even when it throws or hangs', async () => {
+  const res = await ready({ temporal: ok, workers: advisory(down) });
   expect(res.status).toBe(200);
   expect(res.json).toEqual({ status: 'ready', checks: { temporal: { ok: true }, workers: { ok: false, advisory: true, detail: 'no worker polled within 120 s' } } });
+  const thrown = await ready({ workers: advisory(async () => Promise.reject(new Error('Temporal is unavailable'))) });
+  expect(thrown.status).toBe(200);
+  expect(thrown.json.checks.workers).toEqual({ ok: false, advisory: true, detail: 'Temporal is unavailable' });
+  const hung = await ready({ workers: advisory(() => new Promise(() => undefined)) });
+  expect(hung.status).toBe(200);
+  expect(hung.json.checks.workers).toMatchObject({ ok: false, advisory: true, detail: 'no answer within 2000 ms' });
   // Only the gating checks are named when something else fails.
-  const both = await ready({ temporal: down, workers: async () => ({ ok: false, advisory: true }) });
+  const both = await ready({ temporal: down, workers: advisory(down) });
   expect(both.status).toBe(503);
   expect(both.json.detail).toBe('failing checks: temporal');
 });

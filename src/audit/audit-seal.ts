@@ -21,6 +21,8 @@ const TAG_BYTES = 16;
 export interface SealKeyRing {
   readonly activeKeyId: string;
   readonly activeKey: Buffer;
+  /** Every key id, the active one first. */
+  readonly keyIds: string[];
   key(id: string): Buffer | undefined;
 }
 

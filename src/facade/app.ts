@@ -55,8 +55,8 @@ export interface AppDeps {
   intrusion?: IntrusionGuard;
   /** Concurrency caps on active runs (tenant, pipeline); starts are not capped when absent. */
   admission?: RunAdmission;
-  /** Key of the run-list cursors' MAC, the same on every replica. @default random (one process only) */
-  cursorKey?: Buffer;
+  /** Keys of the run-list cursors' MAC, the same on every replica; the first signs. @default random (one process only) */
+  cursorKeys?: Buffer[];
   /** The codec server for the Web UI (`POST /codec/decode`, `/codec/encode`); not mounted when absent. */
   codec?: CodecRouteOptions;
   /** Proxies whose `X-Forwarded-For` gives the client address (TRUST_PROXY). @default false: the connection's peer */

@@ -16,19 +16,23 @@ export interface ListCursors {
 
 const CURSOR = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]+)$/;
 
-/** @param key shared by every replica (server.ts derives it from AUDIT_SEAL_KEYS); random when absent, for one process. */
-export function createListCursors(key: Buffer = randomBytes(32)): ListCursors {
-  const mac = (tenant: string, query: string, token: Uint8Array) =>
+/**
+ * @param keys shared by every replica (server.ts derives them from AUDIT_SEAL_KEYS): the first signs, every one is
+ * accepted, so cursors survive a key rotation and a rolling deploy. Random when absent, for one process.
+ */
+export function createListCursors(keys: readonly Buffer[] = [randomBytes(32)]): ListCursors {
+  if (keys.length === 0) throw new Error('createListCursors needs at least one key');
+  const mac = (key: Buffer, tenant: string, query: string, token: Uint8Array) =>
     createHmac('sha256', key).update(`${tenant}\n${query}\n`).update(token).digest().subarray(0, 16);
   return {
     encode(tenant, query, token) {
-      return `${mac(tenant, query, token).toString('base64url')}.${Buffer.from(token).toString('base64url')}`;
+      return `${mac(keys[0], tenant, query, token).toString('base64url')}.${Buffer.from(token).toString('base64url')}`;
     },
     decode(tenant, query, cursor) {
       const parts = CURSOR.exec(cursor);
       const token = parts ? Buffer.from(parts[2], 'base64url') : undefined;
       const given = parts ? Buffer.from(parts[1], 'base64url') : undefined;
-      if (!token || !given || given.length !== 16 || !timingSafeEqual(given, mac(tenant, query, token))) {
+      if (!token || !given || given.length !== 16 || !keys.some((k) => timingSafeEqual(given, mac(k, tenant, query, token)))) {
         throw new ValidationError('invalid cursor', [{ path: '/cursor', message: 'must be the nextCursor of a previous page of this listing, with the same filters' }]);
       }
       return token;

@@ -28,8 +28,8 @@ export interface RunRoutesDeps {
   uiUrl: string;
   /** Concurrency caps on active runs; without it starts are not capped. */
   admission?: RunAdmission;
-  /** Key of the run-list cursors' MAC, the same on every replica. @default random (one process only) */
-  cursorKey?: Buffer;
+  /** Keys of the run-list cursors' MAC, the same on every replica; the first signs. @default random (one process only) */
+  cursorKeys?: Buffer[];
 }
 
 const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
@@ -49,7 +49,7 @@ function zodProblems(err: z.ZodError) {
 
 export function createRunRoutes(deps: RunRoutesDeps): Router {
   const router = Router();
-  const cursors = createListCursors(deps.cursorKey);
+  const cursors = createListCursors(deps.cursorKeys);
 
   router.post('/v1/pipelines/:pipeline/runs', async (req, res) => {
     const principal = principalOf(req);

@@ -173,91 +173,91 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
   const tracer = trace.getTracer('agentry-llm');
 
   const complete = async (request: ChatRequest, callOpts: ChatCallOptions, span: Span): Promise<ChatResult> => {
-      const { signal } = callOpts;
-      const payload = body(request);
-      for (let requests = 1; ; requests++) {
-        signal?.throwIfAborted();
-        const timeout = AbortSignal.timeout(opts.timeoutMs);
-        const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-        let res: Response;
-        let text: string;
-        try {
-          const headers: Record<string, string> = {
-            'content-type': 'application/json',
-            accept: 'application/json',
-            ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
-          };
-          propagation.inject(context.active(), headers);
-          res = await doFetch(url, {
-            method: 'POST',
-            headers,
-            body: payload,
-            signal: combined,
-          });
-          text = await res.text();
-        } catch (err) {
-          if (signal?.aborted) throw signal.reason;
-          if (timeout.aborted) throw new LlmTimeoutError(opts.timeoutMs);
-          // A network failure (refused, reset, DNS): worth another try, like a 503.
-          const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-          if (requests > opts.maxRetries) throw new LlmProviderError(`the LLM provider at ${opts.baseUrl} is unreachable: ${reason}`, undefined);
-          const waitMs = Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
-          callOpts.onRetry?.({ status: undefined, waitMs, retry: requests });
-          span.addEvent('retry', { 'error.type': 'network', 'agentry.llm.wait_ms': waitMs });
-          await sleep(waitMs, signal);
-          continue;
-        }
-
-        if (res.ok) {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            throw new LlmMalformedResponseError(`the body is not JSON (${describeBody(res, text)})`);
-          }
-          const parsed = responseSchema.safeParse(json);
-          if (!parsed.success) {
-            const issue = parsed.error.issues[0]!;
-            throw new LlmMalformedResponseError(`not a Chat Completions response (${issue.path.map(String).join('.') || 'body'}: ${issue.message})`);
-          }
-          const choice = parsed.data.choices[0]!;
-          const content = choice.message.content ?? '';
-          const usage = parsed.data.usage
-            ? { promptTokens: parsed.data.usage.prompt_tokens, completionTokens: parsed.data.usage.completion_tokens }
-            : // Providers that leave usage out are charged by estimate, so budgets still hold.
-              { promptTokens: estimatePromptTokens(request.messages), completionTokens: estimateTokens(content) };
-          const result = { text: content, finishReason: choice.finish_reason ?? 'stop', model: parsed.data.model ?? request.model, usage, requests };
-          span.setAttributes({
-            'gen_ai.response.model': result.model,
-            'gen_ai.response.finish_reasons': [result.finishReason],
-            'gen_ai.usage.input_tokens': usage.promptTokens,
-            'gen_ai.usage.output_tokens': usage.completionTokens,
-            'http.response.status_code': res.status,
-            'agentry.llm.requests': requests,
-          });
-          return result;
-        }
-
-        const detail = providerMessage(text);
-        if (!RETRYABLE_STATUS.has(res.status)) {
-          throw new LlmRequestRejectedError(`the LLM provider refused the request (HTTP ${res.status}): ${detail}`, res.status);
-        }
-        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
-        if (requests > opts.maxRetries) {
-          throw new LlmProviderError(`the LLM provider failed (HTTP ${res.status}) after ${requests} requests: ${detail}`, res.status, retryAfterMs);
-        }
-        if (retryAfterMs !== undefined && retryAfterMs > opts.retryAfterMaxMs) {
-          throw new LlmProviderError(
-            `the LLM provider asks to wait ${Math.ceil(retryAfterMs / 1000)} s (HTTP ${res.status}), longer than LLM_RETRY_AFTER_MAX_MS: ${detail}`,
-            res.status,
-            retryAfterMs,
-          );
-        }
-        const waitMs = retryAfterMs ?? Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
-        callOpts.onRetry?.({ status: res.status, waitMs, retry: requests });
-        span.addEvent('retry', { 'http.response.status_code': res.status, 'agentry.llm.wait_ms': waitMs });
+    const { signal } = callOpts;
+    const payload = body(request);
+    for (let requests = 1; ; requests++) {
+      signal?.throwIfAborted();
+      const timeout = AbortSignal.timeout(opts.timeoutMs);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      let res: Response;
+      let text: string;
+      try {
+        const headers: Record<string, string> = {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
+        };
+        propagation.inject(context.active(), headers);
+        res = await doFetch(url, {
+          method: 'POST',
+          headers,
+          body: payload,
+          signal: combined,
+        });
+        text = await res.text();
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (timeout.aborted) throw new LlmTimeoutError(opts.timeoutMs);
+        // A network failure (refused, reset, DNS): worth another try, like a 503.
+        const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+        if (requests > opts.maxRetries) throw new LlmProviderError(`the LLM provider at ${opts.baseUrl} is unreachable: ${reason}`, undefined);
+        const waitMs = Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
+        callOpts.onRetry?.({ status: undefined, waitMs, retry: requests });
+        span.addEvent('retry', { 'error.type': 'network', 'agentry.llm.wait_ms': waitMs });
         await sleep(waitMs, signal);
+        continue;
       }
+
+      if (res.ok) {
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          throw new LlmMalformedResponseError(`the body is not JSON (${describeBody(res, text)})`);
+        }
+        const parsed = responseSchema.safeParse(json);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0]!;
+          throw new LlmMalformedResponseError(`not a Chat Completions response (${issue.path.map(String).join('.') || 'body'}: ${issue.message})`);
+        }
+        const choice = parsed.data.choices[0]!;
+        const content = choice.message.content ?? '';
+        const usage = parsed.data.usage
+          ? { promptTokens: parsed.data.usage.prompt_tokens, completionTokens: parsed.data.usage.completion_tokens }
+          : // Providers that leave usage out are charged by estimate, so budgets still hold.
+            { promptTokens: estimatePromptTokens(request.messages), completionTokens: estimateTokens(content) };
+        const result = { text: content, finishReason: choice.finish_reason ?? 'stop', model: parsed.data.model ?? request.model, usage, requests };
+        span.setAttributes({
+          'gen_ai.response.model': result.model,
+          'gen_ai.response.finish_reasons': [result.finishReason],
+          'gen_ai.usage.input_tokens': usage.promptTokens,
+          'gen_ai.usage.output_tokens': usage.completionTokens,
+          'http.response.status_code': res.status,
+          'agentry.llm.requests': requests,
+        });
+        return result;
+      }
+
+      const detail = providerMessage(text);
+      if (!RETRYABLE_STATUS.has(res.status)) {
+        throw new LlmRequestRejectedError(`the LLM provider refused the request (HTTP ${res.status}): ${detail}`, res.status);
+      }
+      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      if (requests > opts.maxRetries) {
+        throw new LlmProviderError(`the LLM provider failed (HTTP ${res.status}) after ${requests} requests: ${detail}`, res.status, retryAfterMs);
+      }
+      if (retryAfterMs !== undefined && retryAfterMs > opts.retryAfterMaxMs) {
+        throw new LlmProviderError(
+          `the LLM provider asks to wait ${Math.ceil(retryAfterMs / 1000)} s (HTTP ${res.status}), longer than LLM_RETRY_AFTER_MAX_MS: ${detail}`,
+          res.status,
+          retryAfterMs,
+        );
+      }
+      const waitMs = retryAfterMs ?? Math.min(MAX_BACKOFF_MS, backoff * 2 ** (requests - 1));
+      callOpts.onRetry?.({ status: res.status, waitMs, retry: requests });
+      span.addEvent('retry', { 'http.response.status_code': res.status, 'agentry.llm.wait_ms': waitMs });
+      await sleep(waitMs, signal);
+    }
   };
 
   return {
@@ -279,9 +279,12 @@ export function createChatClient(opts: ChatClientOptions): ChatClient {
           try {
             return await complete(request, callOpts, span);
           } catch (err) {
-            span.recordException(err instanceof Error ? err : String(err));
-            span.setAttribute('error.type', err instanceof Error ? err.name : 'Error');
-            span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+            // The error's kind and HTTP status only: its message can quote the provider, and the provider the prompt.
+            const type = err instanceof Error ? err.name : 'Error';
+            const status = (err as { status?: unknown }).status;
+            span.setAttribute('error.type', type);
+            if (typeof status === 'number') span.setAttribute('http.response.status_code', status);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: typeof status === 'number' ? `${type} (HTTP ${status})` : type });
             throw err;
           } finally {
             span.end();

@@ -4,7 +4,7 @@ import { configWithoutSecrets } from '../../../src/backup/config-snapshot';
 
 function ring(...ids: string[]): SealKeyRing & { keys: Map<string, Buffer> } {
   const keys = new Map(ids.map((id) => [id, randomBytes(32)]));
-  return { keys, activeKeyId: ids[0], activeKey: keys.get(ids[0])!, key: (id) => keys.get(id) };
+  return { keys, activeKeyId: ids[0], activeKey: keys.get(ids[0])!, keyIds: ids, key: (id) => keys.get(id) };
 }
 
 const context = 'acme\nacme/support-triage/r1#7';

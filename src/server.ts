@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     // Every replica has AUDIT_SEAL_KEYS, so each can continue a listing another one started, across a rotation too.
     cursorKeys: seal.keys.keyIds.map((id) => Buffer.from(hkdfSync('sha256', seal.keys.key(id)!, Buffer.alloc(0), 'agentry run-list cursor', 32))),
-    runEvents: { maxStreamsPerSubject: config.EVENT_STREAMS_PER_SUBJECT, maxStreams: config.EVENT_STREAMS_MAX },
+    runEvents: { maxStreamsPerSubject: config.EVENT_STREAMS_PER_SUBJECT, maxStreamsPerTenant: config.EVENT_STREAMS_PER_TENANT, maxStreams: config.EVENT_STREAMS_MAX },
     trustProxy: config.TRUST_PROXY,
     serverTimeouts: {
       headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,

@@ -166,6 +166,8 @@ const schema = z.object({
   TENANT_RATE_LIMIT_PER_MINUTE: wholeNumber.pipe(z.number().int().min(1)).default(6000),
   /** EVENT_STREAMS_PER_SUBJECT: run event streams (SSE) one caller may hold open on one facade replica; more answer 429. @default 10 */
   EVENT_STREAMS_PER_SUBJECT: wholeNumber.pipe(z.number().int().min(1).max(10_000)).default(10),
+  /** EVENT_STREAMS_PER_TENANT: run event streams one tenant may hold open on one facade replica, over all its callers; more answer 429. @default 200 */
+  EVENT_STREAMS_PER_TENANT: wholeNumber.pipe(z.number().int().min(1).max(100_000)).default(200),
   /** EVENT_STREAMS_MAX: run event streams one facade replica holds open at once, over all callers; more answer 503. @default 1000 */
   EVENT_STREAMS_MAX: wholeNumber.pipe(z.number().int().min(1).max(100_000)).default(1000),
   /** TENANT_MAX_ACTIVE_RUNS: runs one tenant may have active at once, over all pipelines. @default 1000 */

@@ -4,7 +4,7 @@ import { progressQuery, type RunProgress, type Transition } from '../contracts';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { HttpMetrics, Logger } from '../telemetry';
 import { AppError, ServiceUnavailableError, ValidationError } from './errors';
-import { closedRunState, findRun, isOpen, requireRole, runStatusOf, type RunRef } from './run-lookup';
+import { closedRunState, findRun, isOpen, principalOf, requireRole, runStatusOf, type RunRef } from './run-lookup';
 
 export interface RunEventsOptions {
   /** How often the run's progress is queried. @default 250 @format ms */
@@ -15,6 +15,8 @@ export interface RunEventsOptions {
   maxStreamMs?: number;
   /** Streams one subject may hold open on this replica at once; more answer 429. @default 10 */
   maxStreamsPerSubject?: number;
+  /** Streams one tenant may hold open on this replica at once, over all its subjects; more answer 429. @default 200 */
+  maxStreamsPerTenant?: number;
   /** Streams this replica holds open at once, over all subjects; more answer 503. @default 1000 */
   maxStreams?: number;
 }
@@ -43,12 +45,19 @@ function lastEventIdOf(req: Request): number {
  * Counts the open streams of this replica, per subject and in all. Every stream queries its run through Temporal
  * (and so a worker) several times a second, so one caller with many tabs or a loop must not multiply that load.
  */
-function createStreamQuota(perSubject: number, total: number, metrics: RunEventsDeps['metrics']) {
+function createStreamQuota(perSubject: number, perTenant: number, total: number, metrics: RunEventsDeps['metrics']) {
   const open = new Map<string, number>();
+  const byTenant = new Map<string, number>();
   let all = 0;
+  const add = (map: Map<string, number>, key: string, by: number) => {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+  };
   return {
-    /** Takes a place for `key` (tenant and subject), or throws 429/503; the returned function gives it back. */
-    take(key: string): () => void {
+    /** Takes a place for a subject of a tenant, or throws 429/503; the returned function gives it back. */
+    take(tenant: string, subject: string): () => void {
+      const key = `${tenant}\u0000${subject}`;
       const mine = open.get(key) ?? 0;
       if (mine >= perSubject) {
         metrics?.rateLimited.inc({ limit: 'event_streams_per_subject' });
@@ -61,20 +70,31 @@ function createStreamQuota(perSubject: number, total: number, metrics: RunEvents
           { 'Retry-After': '5' },
         );
       }
+      if ((byTenant.get(tenant) ?? 0) >= perTenant) {
+        metrics?.rateLimited.inc({ limit: 'event_streams_per_tenant' });
+        throw new AppError(
+          429,
+          'too_many_streams',
+          'Too many event streams',
+          `your tenant already has ${perTenant} event streams open on this server, the most it may have`,
+          { limit: 'event_streams_per_tenant' },
+          { 'Retry-After': '5' },
+        );
+      }
       if (all >= total) {
         metrics?.rateLimited.inc({ limit: 'event_streams' });
         throw new ServiceUnavailableError('streams_exhausted', `this server holds its most event streams (${total}); try again shortly`, 5);
       }
-      open.set(key, mine + 1);
+      add(open, key, 1);
+      add(byTenant, tenant, 1);
       all++;
       metrics?.eventStreams.inc();
       let given = false;
       return () => {
         if (given) return;
         given = true;
-        const left = (open.get(key) ?? 1) - 1;
-        if (left === 0) open.delete(key);
-        else open.set(key, left);
+        add(open, key, -1);
+        add(byTenant, tenant, -1);
         all--;
         metrics?.eventStreams.dec();
       };
@@ -140,15 +160,23 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
   const pollMs = deps.pollMs ?? 250;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
-  const quota = createStreamQuota(deps.maxStreamsPerSubject ?? 10, deps.maxStreams ?? 1000, deps.metrics);
+  const quota = createStreamQuota(deps.maxStreamsPerSubject ?? 10, deps.maxStreamsPerTenant ?? 200, deps.maxStreams ?? 1000, deps.metrics);
   const router = Router();
 
   router.get('/v1/runs/:pipeline/:id/events', async (req, res) => {
-    const run = await findRun(deps, req);
-    requireRole(run.principal, run.entry?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', run.pipelineName);
     let last = lastEventIdOf(req);
-    const giveBack = quota.take(`${run.principal.tenant}\u0000${run.principal.subject}`);
+    // Counted before the run is looked up, so a caller over its share costs no Temporal call.
+    const caller = principalOf(req);
+    const giveBack = quota.take(caller.tenant, caller.subject);
     res.once('close', giveBack);
+    let run: RunRef;
+    try {
+      run = await findRun(deps, req);
+      requireRole(run.principal, run.entry?.definition.access.read ?? ['admin', 'auditor'], 'reading a run', run.pipelineName);
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
 
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',

@@ -376,7 +376,11 @@ describe('signals', () => {
     const denied = await call('POST', `/v1/runs/${runId}/signals/priority`, { as: 'viewer', body: { payload: {} } });
     expect(denied.status).toBe(403);
     expect(denied.json.code).toBe('forbidden');
-    const events = await auditOf(runId);
+    // The workflow audits each signal as it handles it: the second one may still be on its way.
+    const events = await waitUntil('both signals to be audited', async () => {
+      const all = await auditOf(runId);
+      return all.filter((e) => e.type === 'signal.received').length >= 2 ? all : undefined;
+    });
     expect(events.find((e) => e.type === 'security.denied')).toMatchObject({
       actor: PRINCIPALS.viewer.sub,
       data: expect.objectContaining({ action: 'signal', reason: 'role_required', signal: 'priority' }),
@@ -647,8 +651,8 @@ describe('the facade in-process, for what its processes cannot show', () => {
     }
   });
 
-  test('one caller may hold a bounded number of streams, the replica a bounded total; a closed stream frees its place', async () => {
-    const { app, at } = await inProcessApp({ runEvents: { pollMs: 100, maxStreamsPerSubject: 2, maxStreams: 3 } });
+  test('a caller, a tenant and the replica may hold bounded numbers of streams; a closed stream frees its place', async () => {
+    const { app, at } = await inProcessApp({ runEvents: { pollMs: 100, maxStreamsPerSubject: 2, maxStreamsPerTenant: 3, maxStreams: 3 } });
     const open: AbortController[] = [];
     const openStream = async (runId: string, who: Who) => {
       const abort = new AbortController();
@@ -672,7 +676,11 @@ describe('the facade in-process, for what its processes cannot show', () => {
       expect(third.json).toMatchObject({ code: 'too_many_streams', limit: 'event_streams_per_subject' });
 
       expect((await openStream(runId, 'auditor')).status).toBe(200);
-      const full = await openStream(runId, 'starter');
+      const tenantFull = await openStream(runId, 'starter');
+      expect(tenantFull.status).toBe(429);
+      expect(tenantFull.json).toMatchObject({ code: 'too_many_streams', limit: 'event_streams_per_tenant' });
+      // Another tenant is refused by the replica's total before its run is even looked up.
+      const full = await openStream(runId, 'foreign');
       expect(full.status).toBe(503);
       expect(full.json).toMatchObject({ code: 'streams_exhausted' });
       expect(await gauge()).toBe(3);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { ENCODING_ENCRYPTED } from '../codec/aes-gcm-codec';
-import { payloadsFromJson, payloadsToJson, type JsonPayload } from '../codec/payload-json';
+import { payloadsFromJson, payloadsToJson } from '../codec/payload-json';
 
 /** What travels through Temporal in place of a large value. */
 export interface ClaimRef {
@@ -23,18 +23,20 @@ export function isClaimRef(value: unknown): value is ClaimRef {
 
 export class ClaimMissingError extends Error {
   override readonly name = 'ClaimMissingError';
-  constructor(readonly claimId: string) {
-    super(`claimed payload ${claimId} is missing or does not match its hash`);
+  constructor(
+    readonly claimId: string,
+    /** Why it cannot be read, when it is there but cannot be opened. */
+    readonly reason?: string,
+  ) {
+    super(reason ? `claimed payload ${claimId} cannot be opened: ${reason}` : `claimed payload ${claimId} is missing or does not match its hash`);
   }
 }
 
-/** How an encrypted body is stored: the payload codec's output, as JSON. */
-interface StoredEnvelope {
-  $encryptedPayload: JsonPayload;
-}
-
-const isEnvelope = (v: unknown): v is StoredEnvelope =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && '$encryptedPayload' in v;
+/**
+ * An encrypted body is stored as this prefix and the payload codec's output as JSON. No JSON text starts with it,
+ * so a plain body (written before encryption, or with it off) can never be taken for an encrypted one.
+ */
+const ENCRYPTED_PREFIX = 'agentry-encrypted-payload:';
 
 export interface ClaimStoreOptions {
   /**
@@ -55,20 +57,21 @@ export function createClaimStore(pool: Pool, opts: ClaimStoreOptions = {}) {
     if (!opts.codec) return body;
     const [encoded] = await opts.codec.encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(body, 'utf8') }]);
     if (Buffer.from(encoded.metadata?.encoding ?? []).toString() !== ENCODING_ENCRYPTED) return body;
-    return JSON.stringify({ $encryptedPayload: payloadsToJson([encoded]).payloads[0] } satisfies StoredEnvelope);
+    return `${ENCRYPTED_PREFIX}${JSON.stringify(payloadsToJson([encoded]).payloads[0])}`;
   };
   const open = async (stored: string, claimId: string): Promise<string> => {
-    let parsed: unknown;
+    if (!stored.startsWith(ENCRYPTED_PREFIX)) return stored;
+    if (!opts.codec) throw new ClaimMissingError(claimId, 'it is encrypted and this process has no payload keys');
+    let read: ReturnType<typeof payloadsFromJson>;
     try {
-      parsed = JSON.parse(stored);
+      read = payloadsFromJson({ payloads: [JSON.parse(stored.slice(ENCRYPTED_PREFIX.length)) as unknown] });
     } catch {
-      throw new ClaimMissingError(claimId);
+      throw new ClaimMissingError(claimId, 'its stored form is not readable');
     }
-    if (!isEnvelope(parsed)) return stored;
-    const read = payloadsFromJson({ payloads: [parsed.$encryptedPayload] });
-    if ('errors' in read || !opts.codec) throw new ClaimMissingError(claimId);
-    const [decoded] = await opts.codec.decode(read.payloads).catch(() => {
-      throw new ClaimMissingError(claimId);
+    if ('errors' in read) throw new ClaimMissingError(claimId, 'its stored form is not readable');
+    const [decoded] = await opts.codec.decode(read.payloads).catch((err: unknown) => {
+      // The codec names the problem (an unknown key id: add that key to PAYLOAD_KEYS; altered bytes).
+      throw new ClaimMissingError(claimId, err instanceof Error ? err.message : String(err));
     });
     return Buffer.from(decoded.data ?? []).toString('utf8');
   };
@@ -83,7 +86,9 @@ export function createClaimStore(pool: Pool, opts: ClaimStoreOptions = {}) {
       await pool.query(
         `INSERT INTO stage_payloads (id, tenant, run_id, stage, sha256, bytes, body) VALUES ($1,$2,$3,$4,$5,$6,$7)
          ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, body = EXCLUDED.body`,
-        [ref.id, ref.tenant, ref.runId, ref.stage, sha256, bytes, body],
+        // The column holds the hash of what is stored: a hash of the plaintext next to its ciphertext would let
+        // a reader of the database confirm a guessed value.
+        [ref.id, ref.tenant, ref.runId, ref.stage, body === plain ? sha256 : createHash('sha256').update(body).digest('hex'), bytes, body],
       );
       return { $claim: ref.id, bytes, sha256 };
     },

@@ -1,3 +1,4 @@
+import { AesGcmPayloadCodec, generateKeyRingText, parseKeyRing } from '../../src/codec';
 import { ClaimMissingError, createClaimStore } from '../../src/storage/claim-store';
 import { testPayloadCodec } from '../helpers/codec';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
@@ -29,13 +30,24 @@ test('bodies written without the codec (before encryption, or with it off) still
   expect(await createClaimStore(db.pool, { codec: testPayloadCodec }).get(claim, 'acme')).toEqual(value);
 });
 
-test('a body altered or swapped in the database fails its reference, and so does one encrypted under an unknown key', async () => {
+test('a body altered or swapped in the database fails its reference', async () => {
   const store = createClaimStore(db.pool, { codec: testPayloadCodec });
   const a = await store.put(ref('c/a'), value);
   const b = await store.put(ref('c/b'), { other: true });
   await db.pool.query('UPDATE stage_payloads SET body = (SELECT body FROM stage_payloads WHERE id = $1) WHERE id = $2', ['c/b', 'c/a']);
   await expect(store.get(a, 'acme')).rejects.toBeInstanceOf(ClaimMissingError);
   expect(await store.get(b, 'acme')).toEqual({ other: true });
-  // Without the codec an encrypted body cannot be opened: a clear error, not garbage.
-  await expect(createClaimStore(db.pool).get(b, 'acme')).rejects.toBeInstanceOf(ClaimMissingError);
+});
+
+test('an encrypted body under an unknown key, or read without keys, fails with the reason', async () => {
+  const claim = await createClaimStore(db.pool, { codec: testPayloadCodec }).put(ref('c/keyed'), value);
+  const otherKeys = new AesGcmPayloadCodec({ keys: parseKeyRing(generateKeyRingText('other-1')) });
+  await expect(createClaimStore(db.pool, { codec: otherKeys }).get(claim, 'acme')).rejects.toThrow(/c\/keyed cannot be opened: .*test-1/);
+  await expect(createClaimStore(db.pool).get(claim, 'acme')).rejects.toThrow(/cannot be opened: it is encrypted and this process has no payload keys/);
+});
+
+test('a plain body shaped like anything is read as plain: only the stored prefix marks encryption', async () => {
+  const lookalike = { $encryptedPayload: { metadata: {}, data: '' } };
+  const claim = await createClaimStore(db.pool).put(ref('c/lookalike'), lookalike);
+  expect(await createClaimStore(db.pool, { codec: testPayloadCodec }).get(claim, 'acme')).toEqual(lookalike);
 });

@@ -6,7 +6,7 @@
  *
  * node-llama-cpp is ESM-only; it is loaded with a dynamic `import()` so the CommonJS entry points can use it.
  */
-import type { ChatHistoryItem, Llama, LlamaContext, LlamaGrammar, LlamaModel } from 'node-llama-cpp';
+import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel } from 'node-llama-cpp';
 
 export interface LocalEngineOptions {
   /** The GGUF file. */
@@ -198,41 +198,55 @@ export async function loadLocalEngine(opts: LocalEngineOptions): Promise<LocalEn
     return grammar;
   };
 
+  /** One completion on a sequence the caller owns. */
+  const generate = async (request: LocalChatRequest, sequence: LlamaContextSequence): Promise<LocalChatResult> => {
+    const chat = new nlc.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+    try {
+      const history = toHistory(request.messages);
+      const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
+      const room = context.contextSize - promptTokens;
+      if (room < MIN_COMPLETION_TOKENS) throw new PromptTooLongError(promptTokens, context.contextSize);
+      const grammar = request.json ? await grammarFor(request.json) : undefined;
+      const before = sequence.tokenMeter.getState();
+      const started = performance.now();
+      const result = await chat.generateResponse(history, {
+        maxTokens: Math.min(request.maxTokens, room),
+        temperature: request.temperature ?? 0,
+        ...(request.seed !== undefined ? { seed: request.seed } : {}),
+        ...(grammar ? { grammar } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+        // A cancelled request throws its abort reason: nobody is left to read a partial answer.
+        stopOnAbortSignal: false,
+      });
+      const used = nlc.TokenMeter.diff(sequence.tokenMeter, before);
+      return {
+        text: result.response,
+        finishReason: result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
+        promptTokens,
+        completionTokens: used.usedOutputTokens,
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      chat.dispose();
+    }
+  };
+
   return {
     modelName: opts.modelName,
     contextSize: context.contextSize,
     async chat(request) {
       const release = await slots.acquire(request.signal);
-      const sequence = context.getSequence();
-      const chat = new nlc.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+      // Released however this ends: a place in line not handed back would leave one sequence idle for good.
       try {
-        const history = toHistory(request.messages);
-        const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
-        const room = context.contextSize - promptTokens;
-        if (room < MIN_COMPLETION_TOKENS) throw new PromptTooLongError(promptTokens, context.contextSize);
-        const grammar = request.json ? await grammarFor(request.json) : undefined;
-        const before = sequence.tokenMeter.getState();
-        const started = performance.now();
-        const result = await chat.generateResponse(history, {
-          maxTokens: Math.min(request.maxTokens, room),
-          temperature: request.temperature ?? 0,
-          ...(request.seed !== undefined ? { seed: request.seed } : {}),
-          ...(grammar ? { grammar } : {}),
-          ...(request.signal ? { signal: request.signal } : {}),
-          // A cancelled request throws its abort reason: nobody is left to read a partial answer.
-          stopOnAbortSignal: false,
-        });
-        const used = nlc.TokenMeter.diff(sequence.tokenMeter, before);
-        return {
-          text: result.response,
-          finishReason: result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
-          promptTokens,
-          completionTokens: used.usedOutputTokens,
-          durationMs: performance.now() - started,
-        };
+        const sequence = context.getSequence();
+        try {
+          return await generate(request, sequence);
+        } finally {
+          // The context takes a disposed sequence back only once its lock is free, after the batch the other sequences
+          // are decoding: the next request in line may start only then, or it finds no sequence left.
+          await sequence.dispose().catch((err: unknown) => log('warn', `disposing a context sequence failed: ${err instanceof Error ? err.message : String(err)}`));
+        }
       } finally {
-        chat.dispose();
-        sequence.dispose();
         release();
       }
     },

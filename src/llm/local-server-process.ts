@@ -39,11 +39,27 @@ export function spawnLocalServer(opts: LocalServerProcessOptions): Promise<Local
   const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
   let output = '';
   const collect = (chunk: Buffer) => {
-    log?.write(chunk);
     if (output.length < 64 * 1024) output += chunk.toString('utf8');
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  // The log file is JSON lines (stderr). The ready line on stdout is for this process only; the server logs its URL
+  // as JSON too. Anything else on stdout is kept, whole lines at a time.
+  let stdoutLine = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    collect(chunk);
+    if (!log) return;
+    const lines = (stdoutLine + chunk.toString('utf8')).split('\n');
+    stdoutLine = lines.pop()!;
+    for (const line of lines) if (!READY_LINE.test(line)) log.write(`${line}\n`);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    collect(chunk);
+    log?.write(chunk);
+  });
+  // 'close' comes after the child's streams have ended ('exit' may come before their last output).
+  child.once('close', () => {
+    if (stdoutLine && !READY_LINE.test(stdoutLine)) log?.write(stdoutLine);
+    log?.end();
+  });
   // Once ready, a tied child must not keep this process alive (its streams are sockets with handles of their own).
   const detach = () => {
     if (!opts.tiedToParent) return;
@@ -56,7 +72,6 @@ export function spawnLocalServer(opts: LocalServerProcessOptions): Promise<Local
       const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
       child.once('exit', () => {
         clearTimeout(kill);
-        log?.end();
         resolveStop();
       });
       child.kill('SIGTERM');

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     checker: createInputChecker(),
     metrics: createRunMetrics(createRegistry('bench-bare-worker')),
     logger,
-    claims: createClaimStore(pool),
+    claims: createClaimStore(pool, { codec: payloads.codec }),
     inlineMaxBytes: config.STAGE_OUTPUT_INLINE_MAX_BYTES,
   });
   const connection = await connectWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });

@@ -52,21 +52,28 @@ describeNginx('nginx error answers', () => {
   });
 
   test('a body over the load balancer limit: 413 problem+json naming the limit', async () => {
-    const res = await fetch(`${up.url}/v1/pipelines/support-triage/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ input: { text: 'x'.repeat(2 * 1024 * 1024) } }),
-    });
-    expect(res.status).toBe(413);
-    expect(res.headers.get('content-type')).toBe('application/problem+json');
-    expect(await res.json()).toMatchObject({ code: 'payload_too_large', detail: expect.stringContaining('1 MiB') });
+    // nginx answers from the declared length, before any of the body: nothing is sent, so nothing is cut off mid-write.
+    const reply = await rawExchange(portOf(up.url), [
+      `POST /v1/pipelines/support-triage/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`,
+    ]);
+    expect(reply.status).toBe(413);
+    expect(reply.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(reply.body)).toMatchObject({ code: 'payload_too_large', detail: expect.stringContaining('1 MiB') });
   });
 
-  test('a request nginx cannot read: 400 problem+json', async () => {
-    const reply = await rawExchange(portOf(up.url), ['GET /v1/pipelines HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n']);
-    expect(reply.status).toBe(400);
-    expect(reply.headers['content-type']).toBe('application/problem+json');
-    expect(JSON.parse(reply.body)).toMatchObject({ status: 400, code: 'bad_request' });
+  test('a request nginx cannot read, or with headers or a request line too long for it: 400 or 414 problem+json', async () => {
+    const port = portOf(up.url);
+    const unreadable = await rawExchange(port, ['GET /v1/pipelines HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n']);
+    expect(unreadable.status).toBe(400);
+    expect(unreadable.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(unreadable.body)).toMatchObject({ status: 400, code: 'bad_request' });
+    const bigHeader = await rawExchange(port, [`GET /v1/pipelines HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`]);
+    expect(bigHeader.status).toBe(400);
+    expect(JSON.parse(bigHeader.body)).toMatchObject({ code: 'bad_request' });
+    const longLine = await rawExchange(port, [`GET /v1/${'a'.repeat(64 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`]);
+    expect(longLine.status).toBe(414);
+    expect(longLine.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(longLine.body)).toMatchObject({ code: 'uri_too_long' });
   });
 
   test("a facade's own error answer passes through unchanged", async () => {

@@ -101,10 +101,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let db: TestDatabase | undefined;
 
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    await Promise.all(services.map((s) => s.stop(signal)));
-    await db?.drop();
-    await temporal?.teardown();
+    // Every step runs even when one fails (a process that will not stop must not leave the database and Temporal
+    // behind); the first failure is reported afterwards.
+    const results: PromiseSettledResult<unknown>[] = await Promise.allSettled(services.map((s) => s.stop(signal)));
+    results.push(...(await Promise.allSettled([db?.drop(), temporal?.teardown()])));
     rmSync(dir, { recursive: true, force: true });
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   };
 
   try {

@@ -104,6 +104,9 @@ stages:
     },
   },
   { name: 'run-timed-out', yaml: slowYaml, input: {} },
+  // stage-timed-out-while-cancelling-before-patch.json holds the same scenario recorded with the workflow code from
+  // before patch stage-timeout-after-cancel-v1 (the stage failed, and the run with it): it proves the old path still
+  // replays. It cannot be recorded again from this code.
   {
     name: 'stage-timed-out-while-cancelling',
     yaml: deafYaml,

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { loadConfig, requireKeys, type Config } from './config';
 import { registerAuditCommands } from './cli/audit-command';
 import { registerBackupCommands } from './cli/backup-command';
+import { unreachableMessage } from './cli/connection-error';
 import { DEFAULT_INPUT, runDemo } from './cli/demo-command';
 import { nonNegativeInt, portNumber, positiveInt } from './cli/options';
 import { registerLlmCommands } from './cli/llm-command';
@@ -50,7 +51,7 @@ function buildProgram(config: () => Config): Command {
       new Option('--input <file>', 'tickets: CSV with a text column (and optional category) or JSONL').default(DEFAULT_INPUT, shortPath(DEFAULT_INPUT)),
     )
     .option('--train <file>', 'labelled CSV (text,category) to train the intent classifier on (default: $CLASSIFIER_TRAIN_FILE, else src/demo/train.csv)')
-    .option('--limit <n>', 'run at most this many tickets', positiveInt)
+    .option('--limit <n>', 'run at most this many tickets, spread evenly over the file (every (rows/n)-th row, in file order), not the first n', positiveInt)
     .option('--concurrency <n>', 'runs in flight at once', positiveInt, 8)
     // No commander default: PORT from the configuration applies when --port is not given.
     .option('--port <n>', 'facade port (default: $PORT, else 3000)', portNumber)
@@ -106,8 +107,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  // Some libraries reject with no value at all: say so rather than print "undefined".
-  const message = err instanceof Error ? err.message : err === undefined || err === null ? 'the command failed without saying why' : String(err);
+  // A refused or failed connection names where it went (`connect ECONNREFUSED 127.0.0.1:54329` alone does not say
+  // what that is). Some libraries reject with no value at all: say so rather than print "undefined".
+  const message =
+    unreachableMessage(err) ?? (err instanceof Error ? err.message : err === undefined || err === null ? 'the command failed without saying why' : String(err));
   process.stderr.write(`agentry: ${message}\n`);
   process.exit(1);
 });

@@ -52,6 +52,15 @@ export interface BackupServiceOptions {
   psql?: string | null;
 }
 
+/** A backup as `create` answers it. */
+export interface CreatedBackup extends BackupSummary {
+  /**
+   * Why the database was written as the logical NDJSON export rather than with pg_dump (`pg_dump (PostgreSQL) 15.2
+   * is older than the server (PostgreSQL 17.5), which it refuses to dump`); absent for a pg_dump backup.
+   */
+  ndjsonReason?: string;
+}
+
 export interface BackupListing {
   id: string;
   createdAt: string;
@@ -130,6 +139,20 @@ export function createBackupService(opts: BackupServiceOptions) {
     };
   }
 
+  /** Why `manifest` holds the NDJSON export: the pg_dump found was older than the server, or none was found. */
+  function ndjsonReason(manifest: BackupManifest): string | undefined {
+    if (manifest.database.format !== 'ndjson') return undefined;
+    // dumpDatabase records the pg_dump it turned down as `<pg_dump --version> is older than the server (<major>): ...`.
+    const turnedDown = manifest.database.tool && /^(.*) is older than the server/.exec(manifest.database.tool)?.[1];
+    if (turnedDown) return `${turnedDown} is older than the server (PostgreSQL ${manifest.database.serverVersion}), which it refuses to dump`;
+    return opts.pgDump === null ? 'this backup service is set to write the logical export (pgDump: null)' : 'pg_dump was not found on PATH';
+  }
+
+  const withReason = (manifest: BackupManifest) => {
+    const reason = ndjsonReason(manifest);
+    return reason ? { ndjsonReason: reason } : {};
+  };
+
   /** `backup.created`, under an id of the backup's own: recording it again (a retried activity) is a no-op. */
   async function recordCreated(manifest: BackupManifest, manifestSha256: string): Promise<void> {
     await opts.audit.append({
@@ -167,7 +190,7 @@ export function createBackupService(opts: BackupServiceOptions) {
      * Takes a backup. With an `id` that is already complete (a retried activity), checks it and answers it again
      * instead of taking another.
      */
-    async create(req: { id?: string; actor: string }): Promise<BackupSummary> {
+    async create(req: { id?: string; actor: string }): Promise<CreatedBackup> {
       const id = req.id ?? newBackupId();
       const folder = folderOf(id);
       await mkdir(opts.dir, { recursive: true, mode: 0o700 });
@@ -178,7 +201,7 @@ export function createBackupService(opts: BackupServiceOptions) {
           throw new BackupError(`backup ${id} already exists and does not match its manifest: ${problems.map((p) => `${p.path} ${p.problem}`).join(', ')}`);
         }
         await recordCreated(manifest, sha256);
-        return summaryOf(manifest, sha256, true);
+        return { ...summaryOf(manifest, sha256, true), ...withReason(manifest) };
       }
       if (!existsSync(opts.pipelinesDir)) throw new BackupError(`PIPELINES_DIR ${opts.pipelinesDir} does not exist`);
 
@@ -218,7 +241,7 @@ export function createBackupService(opts: BackupServiceOptions) {
       const sha256 = sha256Of(text);
       await recordCreated(manifest, sha256);
       await service.prune();
-      return summaryOf(manifest, sha256, false);
+      return { ...summaryOf(manifest, sha256, false), ...withReason(manifest) };
     },
 
     /** Complete backups, newest first. Folders without a readable manifest are left out. */

@@ -7,6 +7,7 @@ import { Pool } from 'pg';
 import { createAuditStore, HEADS_FORMAT, readAnchor, sealContext, sealKeysFromConfig, unsealFields, type Anchor, type HeadsFile } from '../audit';
 import { BACKUP_ID, MANIFEST_FILE } from '../backup';
 import { requireKeys, type Config } from '../config';
+import { asDatabaseError, connectionFailure } from './connection-error';
 import { count } from './format';
 
 type Say = (line: string) => void;
@@ -53,6 +54,19 @@ function anchorsLine(anchors: NamedAnchor[], matched: number, tenant: string | u
   return tenant !== undefined ? `; ${sources} ${records} no head for tenant "${tenant}", so no anchor was checked` : `; ${sources} ${records} no chain heads, so no anchor was checked`;
 }
 
+/** A command action that talks to DATABASE_URL: a failed connection is reported as PostgreSQL's, naming the setting. */
+function databaseAction<A extends unknown[]>(config: () => Config, action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      // Only a failed connection needs the URL, and a connection was tried only after the configuration was read.
+      const url = connectionFailure(err) ? config().DATABASE_URL : undefined;
+      throw url ? asDatabaseError(err, url) : err;
+    }
+  };
+}
+
 /** `agentry audit verify`, `agentry audit heads` and `agentry audit export`. */
 export function registerAuditCommands(program: Command, config: () => Config, say: Say): void {
   const audit = program.command('audit').description('read and prove the audit trail');
@@ -79,7 +93,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
         `  ${VERIFY_EXIT.noEvents}  --tenant names a tenant with no events at all, so nothing was verified (a mistyped tenant?)`,
       ].join('\n'),
     )
-    .action(async (opts: { tenant?: string; anchor?: string[]; backup?: string[] }) => {
+    .action(databaseAction(config, async (opts: { tenant?: string; anchor?: string[]; backup?: string[] }) => {
       const cfg = requireKeys(config(), ['DATABASE_URL']);
       const anchors = await readAnchors(opts.anchor ?? [], opts.backup ?? [], cfg.backupDir);
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
@@ -116,7 +130,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       } finally {
         await pool.end();
       }
-    });
+    }));
 
   audit
     .command('heads')
@@ -132,7 +146,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
         'as it was when taken, so run audit verify first. Each backup manifest records the heads too (audit verify --backup <id>).',
       ].join('\n'),
     )
-    .action(async (opts: { tenant?: string; out?: string }) => {
+    .action(databaseAction(config, async (opts: { tenant?: string; out?: string }) => {
       const cfg = requireKeys(config(), ['DATABASE_URL']);
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
       const takenAt = new Date().toISOString();
@@ -157,7 +171,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       } else process.stdout.write(text);
       const empty = tenants === 0 ? ' (the audit trail is empty: these heads anchor nothing)' : '';
       process.stderr.write(`heads of ${tenants} tenant chain(s)${opts.out ? ` written to ${opts.out}` : ''}${empty}\n`);
-    });
+    }));
 
   audit
     .command('export')
@@ -165,7 +179,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
     .option('--tenant <tenant>', 'only this tenant')
     .option('--out <file>', 'write to this file instead of stdout')
     .option('--unseal', 'add the opened sealed fields (ip, userAgent, comment, reason) as "unsealed"; needs AUDIT_SEAL_KEYS (or the dev key file)')
-    .action(async (opts: { tenant?: string; out?: string; unseal?: boolean }) => {
+    .action(databaseAction(config, async (opts: { tenant?: string; out?: string; unseal?: boolean }) => {
       const cfg = requireKeys(config(), ['DATABASE_URL']);
       const keys = opts.unseal ? sealKeysFromConfig(cfg).keys : undefined;
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
@@ -199,5 +213,5 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       }
       process.stderr.write(`exported ${count(events, 'event')}${opts.out ? ` to ${opts.out}` : ''}${unopened ? `; ${count(unopened, 'sealed field')} could not be opened (unknown key id or altered)` : ''}\n`);
       if (unopened) process.exitCode = 1;
-    });
+    }));
 }

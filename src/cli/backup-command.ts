@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import { createAuditStore, sealKeysFromConfig } from '../audit';
 import { createBackupService, type BackupService } from '../backup';
 import { requireKeys, type Config } from '../config';
+import { reachingDatabase } from './connection-error';
 import { count } from './format';
 
 type Say = (line: string) => void;
@@ -18,8 +19,8 @@ async function withBackups<T>(config: () => Config, fn: (backups: BackupService)
   pool.on('error', () => undefined);
   try {
     const audit = createAuditStore(pool, { sealKeys: sealKeysFromConfig(cfg).keys });
-    return await fn(
-      createBackupService({ pool, databaseUrl: cfg.DATABASE_URL, audit, dir: cfg.backupDir, keep: cfg.BACKUP_KEEP, pipelinesDir: cfg.PIPELINES_DIR, config: cfg }),
+    return await reachingDatabase(cfg.DATABASE_URL, () =>
+      fn(createBackupService({ pool, databaseUrl: cfg.DATABASE_URL, audit, dir: cfg.backupDir, keep: cfg.BACKUP_KEEP, pipelinesDir: cfg.PIPELINES_DIR, config: cfg })),
     );
   } finally {
     await pool.end();
@@ -38,6 +39,8 @@ export function registerBackupCommands(program: Command, config: () => Config, s
       const s = await withBackups(config, (b) => b.create({ actor: opts.actor }));
       say(`backup ${s.id} written to ${s.path}: ${s.databaseFormat}, ${Object.entries(s.rows).map(([t, n]) => `${t}=${n}`).join(' ')}, ${count(s.files, 'file')}, ${size(s.bytes)}`);
       say(`manifest sha256 ${s.manifestSha256} (recorded in backup.created)`);
+      // Said, not left to the format name above: whoever expected a pg_dump script learns why there is none.
+      if (s.ndjsonReason) say(`database written as the logical NDJSON export, not with pg_dump: ${s.ndjsonReason}`);
     });
 
   backup

@@ -231,15 +231,22 @@ function summariseLlm(completed: RunOutcome[], stack: Stack, out: (l: string) =>
   const drafts = completed.filter((o) => isLlmOutput(o.outputs.draft)).slice(0, 3);
   if (drafts.length > 0) {
     out('');
-    out('Drafted replies:');
-    for (const o of drafts) {
-      const d = o.outputs.draft as LlmStageOutput;
-      const ticket = o.ticket.text.length > 90 ? `${o.ticket.text.slice(0, 87)}...` : o.ticket.text;
-      out(`  ticket: ${ticket.replace(/\s+/g, ' ')}`);
-      out(`  draft:  ${d.text.trim().replace(/\s+/g, ' ')}`);
-      out('');
-    }
+    out('Drafted replies (the ticket as the model saw it, after redaction):');
+    for (const o of drafts) for (const line of draftedReplyLines(o.outputs)) out(line);
   }
+}
+
+/**
+ * One drafted reply as the summary shows it: the ticket's redacted text (the `redact` stage output, what the model
+ * was given) and the draft. Takes the run's outputs only, never the ticket: the original text holds the PII that
+ * `redact` removed, and the summary is printed to a terminal and often pasted on.
+ */
+export function draftedReplyLines(outputs: Record<string, unknown>): string[] {
+  const redacted = (outputs.redact as { text?: unknown } | undefined)?.text;
+  const draft = outputs.draft as LlmStageOutput;
+  const oneLine = (text: string) => text.trim().replace(/\s+/g, ' ');
+  const ticket = typeof redacted === 'string' ? oneLine(redacted) : '(no redacted text in the run\'s outputs)';
+  return [`  ticket: ${ticket.length > 90 ? `${ticket.slice(0, 87)}...` : ticket}`, `  draft:  ${oneLine(draft.text)}`, ''];
 }
 
 export async function runDemo(config: Config, opts: DemoOptions, out: (l: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
@@ -281,7 +288,8 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
     if (!(err instanceof StackInterrupted)) throw err;
-    out('interrupted while starting: what had started is stopped');
+    // stderr, like the other ways the demo ends early: stdout carries only the demo's results.
+    process.stderr.write('interrupted while starting: what had started is stopped\n');
     return 130;
   }
   try {
@@ -371,7 +379,7 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       bar.stop();
     }
     if (interrupted) {
-      out('interrupted: stopping the stack');
+      process.stderr.write('interrupted: stopping the stack\n');
       return 130;
     }
     const s = summarise(outcomes, stack, performance.now() - t0, out);
@@ -385,7 +393,8 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       out('  npm run -s agentry -- audit verify');
       out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);
       if (!abort.signal.aborted) await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()));
-      out('interrupted: stopping the stack');
+      // Ctrl-C is how a kept stack is meant to end: say so on stderr, so SUMMARY stays the last line of stdout.
+      process.stderr.write('stopping the stack\n');
       return s.failed > 0 ? 1 : 0;
     }
     out(`SUMMARY completed=${s.completed} failed=${s.failed} accuracy=${s.accuracy === undefined ? 'na' : s.accuracy.toFixed(4)}`);

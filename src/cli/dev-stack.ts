@@ -141,6 +141,95 @@ export async function startEmbeddedDatabase(opts: { stateDir: string; port: numb
   }
 }
 
+/** A port the stack will listen on, and what to do when something else holds it. */
+export interface StackPort {
+  host: string;
+  port: number;
+  /** What listens there: `the Temporal Web UI`. */
+  what: string;
+  /** What to do when the port is taken, naming the setting that moves it. */
+  remedy: string;
+}
+
+/** The stack starts its own Temporal dev server unless TEMPORAL_ADDRESS names one to reuse. */
+const reusesTemporal = (env: NodeJS.ProcessEnv) => Boolean(env.TEMPORAL_ADDRESS);
+
+/**
+ * Every port `startStack` will listen on with these options, each with the setting that moves it. The parts reused
+ * through configuration (TEMPORAL_ADDRESS, DATABASE_URL, LLM_BASE_URL) are left out, and so are ports set to 0 (the
+ * system picks a free one).
+ */
+export function stackPorts(opts: StackOptions, env: NodeJS.ProcessEnv = process.env): StackPort[] {
+  const { config } = opts;
+  const ports: StackPort[] = [];
+  if (!reusesTemporal(env)) {
+    const [host, portText] = config.TEMPORAL_ADDRESS.split(':');
+    const uiPort = Number(new URL(config.TEMPORAL_UI_URL).port || '8233');
+    ports.push(
+      {
+        host,
+        port: Number(portText),
+        what: 'the Temporal dev server',
+        remedy: `if a Temporal server runs there, reuse it with TEMPORAL_ADDRESS=${config.TEMPORAL_ADDRESS}; otherwise stop what holds it.`,
+      },
+      {
+        // The dev server serves its Web UI on the frontend's address.
+        host,
+        port: uiPort,
+        what: 'the Temporal Web UI',
+        remedy: `stop what holds it, or move the Web UI with TEMPORAL_UI_URL (e.g. TEMPORAL_UI_URL=http://${host}:${uiPort === 65535 ? uiPort - 1 : uiPort + 1}).`,
+      },
+    );
+  }
+  if (!config.DATABASE_URL) {
+    ports.push({
+      host: '127.0.0.1',
+      port: opts.embeddedPgPort ?? EMBEDDED_PG_PORT,
+      what: 'the embedded PostgreSQL',
+      remedy: 'stop what holds it (an earlier demo may still be running), or set DATABASE_URL to use a PostgreSQL of your own.',
+    });
+  }
+  if (!config.LLM_BASE_URL && opts.llm !== false) {
+    const { LLM_LOCAL_HOST: host, LLM_LOCAL_PORT: port } = config;
+    ports.push({
+      host,
+      port,
+      what: 'the local model server',
+      remedy: `if a local model server runs there, reuse it with LLM_BASE_URL=http://${host}:${port}/v1; otherwise stop what holds it, or set LLM_LOCAL_PORT (0 picks a free port).`,
+    });
+  }
+  ports.push(
+    { host: '127.0.0.1', port: facadePortFor(opts), what: 'the facade', remedy: 'stop what holds it, or choose another port with --port (or PORT).' },
+    { host: '127.0.0.1', port: config.WORKER_METRICS_PORT, what: 'the worker metrics endpoint', remedy: 'stop what holds it, or set WORKER_METRICS_PORT.' },
+  );
+  if (config.WORKER_SDK_METRICS_PORT !== 'off') {
+    ports.push({
+      host: '127.0.0.1',
+      port: config.WORKER_SDK_METRICS_PORT,
+      what: 'the worker SDK metrics endpoint',
+      remedy: 'stop what holds it, or set WORKER_SDK_METRICS_PORT (off turns that endpoint off).',
+    });
+  }
+  return ports.filter((p) => p.port !== 0);
+}
+
+/** `port 8233 (the Temporal Web UI) is already in use: <remedy>`, one line per taken port. */
+export function portsInUseError(taken: readonly StackPort[]): Error {
+  const lines = taken.map((p) => `port ${p.port} (${p.what}) is already in use: ${p.remedy}`);
+  return new Error(lines.length === 1 ? lines[0] : [`${lines.length} ports the stack needs are in use; nothing was started:`, ...lines.map((l) => `  ${l}`)].join('\n'));
+}
+
+/**
+ * Checks every port of `stackPorts` before anything starts: a taken port found later would cost a Temporal start-up,
+ * and a server that fails to bind names the cause only in its log.
+ */
+export async function checkStackPorts(opts: StackOptions, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const ports = stackPorts(opts, env);
+  const open = await Promise.all(ports.map((p) => portOpen(p.host, p.port)));
+  const taken = ports.filter((_, i) => open[i]);
+  if (taken.length > 0) throw portsInUseError(taken);
+}
+
 /**
  * Starts, or reuses through configuration, every part of a one-machine stack: the Temporal dev server (SQLite
  * file, Web UI), PostgreSQL (DATABASE_URL or an embedded server), Redis (REDIS_URL or the in-process limiter),
@@ -148,6 +237,7 @@ export async function startEmbeddedDatabase(opts: { stateDir: string; port: numb
  */
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const { config, log } = opts;
+  await checkStackPorts(opts);
   const stateDir = config.stateDir;
   const logsDir = join(stateDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
@@ -175,14 +265,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const temporalAddress = config.TEMPORAL_ADDRESS;
     const [tHost, tPortText] = temporalAddress.split(':');
     const uiUrl = config.TEMPORAL_UI_URL;
-    if (process.env.TEMPORAL_ADDRESS) {
+    if (reusesTemporal(process.env)) {
       log(`Temporal: reusing ${temporalAddress} (TEMPORAL_ADDRESS)`);
     } else {
-      if (await portOpen(tHost, Number(tPortText))) {
-        throw new Error(
-          `port ${tPortText} is already in use. If a Temporal server runs there, reuse it with TEMPORAL_ADDRESS=${temporalAddress}; otherwise stop what holds the port.`,
-        );
-      }
       const cli = resolveTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log });
       const uiPort = new URL(uiUrl).port || '8233';
       const dbFile = join(stateDir, 'temporal.sqlite');
@@ -244,11 +329,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log('LLM: no local model server (not needed by these pipelines)');
     } else {
       const modelPath = resolveLocalModel({ explicitPath: config.LLM_LOCAL_MODEL_PATH, log });
-      if (config.LLM_LOCAL_PORT !== 0 && (await portOpen(config.LLM_LOCAL_HOST, config.LLM_LOCAL_PORT))) {
-        throw new Error(
-          `port ${config.LLM_LOCAL_PORT} is already in use. If a local model server runs there, reuse it with LLM_BASE_URL=http://${config.LLM_LOCAL_HOST}:${config.LLM_LOCAL_PORT}/v1; otherwise set LLM_LOCAL_PORT (0 picks a free port).`,
-        );
-      }
       const logFile = join(logsDir, 'llm.log');
       log(`LLM: LLM_BASE_URL unset, starting the local model ${modelPath.split('/').pop()} (log in ${logFile})`);
       // Tied to this process: the server ends with the demo however the demo ends.
@@ -284,15 +364,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       // The children stop by themselves if this process is killed before it can stop them.
       AGENTRY_EXIT_WITH_PARENT: 'true',
     };
-    for (const [what, port] of [
-      ['the facade', facadePort],
-      ['the worker metrics endpoint', config.WORKER_METRICS_PORT],
-      ['the worker SDK metrics endpoint', config.WORKER_SDK_METRICS_PORT === 'off' ? 0 : config.WORKER_SDK_METRICS_PORT],
-    ] as const) {
-      if (port !== 0 && (await portOpen('127.0.0.1', port))) {
-        throw new Error(`port ${port} (${what}) is already in use: stop what holds it, or choose another port (--port for the facade, WORKER_METRICS_PORT and WORKER_SDK_METRICS_PORT for the worker).`);
-      }
-    }
     const spawnProcess = (name: string, entry: string) => {
       const logFile = join(logsDir, `${name}.log`);
       const out = createWriteStream(logFile, { flags: 'a' });

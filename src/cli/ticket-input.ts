@@ -85,13 +85,21 @@ function check(file: string, line: number, row: Record<string, unknown>, problem
   };
 }
 
-function readJsonl(file: string, content: string, max: number, problems: TicketProblem[]): Ticket[] {
+/**
+ * The indices of `limit` of `total` rows spread evenly over them, in order: every (total/limit)-th row, starting with
+ * the first. Labelled data sets are often sorted by label, so the first `limit` rows would all share one label.
+ */
+export function spreadIndices(total: number, limit: number | undefined): number[] {
+  const n = limit === undefined ? total : Math.min(limit, total);
+  return Array.from({ length: n }, (_, i) => Math.floor((i * total) / n));
+}
+
+function readJsonl(file: string, content: string, limit: number | undefined, problems: TicketProblem[]): Ticket[] {
   const tickets: Ticket[] = [];
   const lines = content.split('\n');
-  let rows = 0;
-  for (let i = 0; i < lines.length && rows < max; i++) {
-    if (lines[i].trim() === '') continue;
-    rows++;
+  const rows = lines.flatMap((text, i) => (text.trim() === '' ? [] : [i]));
+  // Only the chosen rows are parsed and checked: a bad row --limit leaves out does not stop the demo.
+  for (const i of spreadIndices(rows.length, limit).map((k) => rows[k])) {
     const line = i + 1;
     let row: unknown;
     try {
@@ -122,7 +130,6 @@ function readCsv(file: string, content: string, limit: number | undefined, probl
       skip_empty_lines: true,
       info: true,
       bom: true,
-      to: limit,
     }) as typeof records;
   } catch (err) {
     const e = err as { lines?: number; message: string };
@@ -134,7 +141,8 @@ function readCsv(file: string, content: string, limit: number | undefined, probl
     return [];
   }
   const tickets: Ticket[] = [];
-  for (const { record, info } of records) {
+  // The whole file is parsed (a record's end is only known by parsing), but only the chosen rows are checked.
+  for (const { record, info } of spreadIndices(records.length, limit).map((k) => records[k])) {
     const ticket = check(file, info.lines, record, problems);
     if (ticket) tickets.push(ticket);
   }
@@ -143,8 +151,9 @@ function readCsv(file: string, content: string, limit: number | undefined, probl
 
 /**
  * Reads tickets from a CSV (header with `text`, optional `category`) or JSONL file (one object per line with
- * `text`, optional `category` and `ticketId`), the first `limit` rows. Every bad row is reported, not only the
- * first: throws `InputFileError` whose problems name the file, line and field.
+ * `text`, optional `category` and `ticketId`). With `limit`, that many rows spread evenly over the file, in file
+ * order (see `spreadIndices`). Every bad row read is reported, not only the first: throws `InputFileError` whose
+ * problems name the file, line and field.
  */
 export function readTickets(file: string, limit?: number): Ticket[] {
   let bytes: Buffer;
@@ -161,7 +170,7 @@ export function readTickets(file: string, limit?: number): Ticket[] {
   const content = bytes.toString('utf8');
   const problems: TicketProblem[] = [];
   const tickets = ['.jsonl', '.ndjson'].includes(extname(file).toLowerCase())
-    ? readJsonl(file, content, limit ?? Infinity, problems)
+    ? readJsonl(file, content, limit, problems)
     : readCsv(file, content, limit, problems);
   if (problems.length > 0) throw new InputFileError(problems, `${file}: ${count(problems.length, 'problem')}; nothing was started:`);
   return tickets;

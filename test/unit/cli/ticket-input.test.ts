@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createBuiltinAgents } from '../../../src/agents';
 import { loadPipelineCatalog, type CatalogEntry } from '../../../src/pipelines/pipeline-catalog';
-import { checkTickets, formatTicketProblem, InputFileError, readTickets, ticketRunInput } from '../../../src/cli/ticket-input';
+import { checkTickets, formatTicketProblem, InputFileError, readTickets, spreadIndices, ticketRunInput } from '../../../src/cli/ticket-input';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 let dir: string;
@@ -70,10 +70,35 @@ test('control characters quoted from the file are shown escaped', () => {
   expect(formatTicketProblem({ file: 'f.jsonl', line: 1, message: 'not valid JSON (Unexpected token \u001b[31m)' })).toBe('f.jsonl:1: not valid JSON (Unexpected token \\u001b[31m)');
 });
 
-test('--limit bounds the rows read, so a bad row beyond it does not count', () => {
-  const file = fixture('limited.jsonl', '{"text":"one"}\n{"text":"two"}\nnot json\n');
-  expect(readTickets(file, 2).map((t) => t.text)).toEqual(['one', 'two']);
-  expect(problemsOf(() => readTickets(file, 3))).toEqual([expect.stringMatching(new RegExp(`^${literal(file)}:3: not valid JSON`))]);
+test('--limit N reads N rows spread evenly over the file, in file order, and a bad row it leaves out does not count', () => {
+  const file = fixture('limited.jsonl', '{"text":"one"}\nnot json\n\n{"text":"three"}\n{"text":"four"}\n');
+  // Four rows (the empty line is not one), two taken: the first and the third.
+  expect(readTickets(file, 2).map((t) => [t.text, t.line])).toEqual([['one', 1], ['three', 4]]);
+  expect(problemsOf(() => readTickets(file, 3))).toEqual([expect.stringMatching(new RegExp(`^${literal(file)}:2: not valid JSON`))]);
+  expect(readTickets(file, 1).map((t) => t.text)).toEqual(['one']);
+});
+
+test('--limit on a CSV sorted by category takes every category, not the first rows of one', () => {
+  // 4 categories of 5 tickets each, sorted by category, as banking77's test.csv is.
+  const categories = ['card_arrival', 'card_linking', 'exchange_rate', 'top_up_failed'];
+  const rows = categories.flatMap((c) => Array.from({ length: 5 }, (_, i) => `ticket ${i} about ${c},${c}`));
+  const file = fixture('sorted.csv', `text,category\n${rows.join('\n')}\n`);
+  const taken = readTickets(file, 4);
+  expect(taken.map((t) => t.category)).toEqual(categories);
+  expect(taken.map((t) => t.line)).toEqual([2, 7, 12, 17]);
+  // Deterministic: the same rows every time; and a limit of at least the row count reads them all.
+  expect(readTickets(file, 4)).toEqual(taken);
+  expect(readTickets(file, 8).map((t) => t.line)).toEqual([2, 4, 7, 9, 12, 14, 17, 19]);
+  expect(readTickets(file, 100)).toHaveLength(20);
+});
+
+test('spreadIndices picks every (total/limit)-th row from the first, all rows without a limit', () => {
+  expect(spreadIndices(10, 3)).toEqual([0, 3, 6]);
+  expect(spreadIndices(3080, 30)[29]).toBeLessThan(3080);
+  expect(new Set(spreadIndices(3080, 300)).size).toBe(300);
+  expect(spreadIndices(4, undefined)).toEqual([0, 1, 2, 3]);
+  expect(spreadIndices(2, 5)).toEqual([0, 1]);
+  expect(spreadIndices(0, 5)).toEqual([]);
 });
 
 test('a CSV without a text column is reported at line 1, naming the columns it has', () => {

@@ -80,7 +80,8 @@ stages:
   expect(rows[0].bytes).toBeGreaterThan(bytes);
   // Stored encrypted with the payload keys, like everything the run hands to Temporal.
   expect(rows[0].body).not.toContain('All work and no play');
-  expect(JSON.parse(rows[0].body).$encryptedPayload.metadata.encoding).toBe(Buffer.from(ENCODING_ENCRYPTED).toString('base64'));
+  const [, stored] = /^agentry-encrypted-payload:(.*)$/s.exec(rows[0].body) ?? [];
+  expect(JSON.parse(stored).metadata.encoding).toBe(Buffer.from(ENCODING_ENCRYPTED).toString('base64'));
   // Nothing near the limit went through Temporal.
   const history = await handle.fetchHistory();
   const largest = Math.max(...(history.events ?? []).map((e) => JSON.stringify(e).length));

@@ -165,10 +165,19 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
 
   router.get('/v1/runs/:pipeline/:id/events', async (req, res) => {
     let last = lastEventIdOf(req);
+    // The client may be gone already (it hung up while the request was on its way through the middleware, so
+    // 'close' fired before anyone listened), or may leave during the lookup: either way nothing must stay open.
+    const stop = new AbortController();
+    res.once('close', () => stop.abort());
+    const gone = () => stop.signal.aborted || res.closed || res.destroyed || req.socket.destroyed;
+    if (gone()) {
+      res.destroy();
+      return;
+    }
     // Counted before the run is looked up, so a caller over its share costs no Temporal call.
     const caller = principalOf(req);
     const giveBack = quota.take(caller.tenant, caller.subject);
-    res.once('close', giveBack);
+    stop.signal.addEventListener('abort', giveBack, { once: true });
     let run: RunRef;
     try {
       run = await findRun(deps, req);
@@ -176,6 +185,11 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
     } catch (err) {
       giveBack();
       throw err;
+    }
+    if (gone()) {
+      giveBack();
+      res.destroy();
+      return;
     }
 
     res.status(200).set({
@@ -185,7 +199,6 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
     });
     res.flushHeaders();
 
-    const stop = new AbortController();
     const write = (chunk: string) => {
       if (!stop.signal.aborted && !res.writableEnded) res.write(chunk);
     };
@@ -198,7 +211,6 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
       res.once('finish', () => res.socket?.destroy());
       finish();
     };
-    res.on('close', () => stop.abort());
     deps.shutdown.addEventListener('abort', onShutdown, { once: true });
     const lifetime = setTimeout(finish, maxStreamMs);
     const keepAlive = setInterval(() => write(': keep-alive\n\n'), keepAliveMs);

@@ -696,6 +696,38 @@ describe('the facade in-process, for what its processes cannot show', () => {
     }
   });
 
+  test('clients that hang up at once, before or during the lookup, leave no stream or place behind', async () => {
+    const { app, at } = await inProcessApp({ runEvents: { pollMs: 100, maxStreamsPerSubject: 2 } });
+    const gauge = async () => Number(/^http_event_streams_open\{[^}]*\} (\d+)/m.exec(await (await fetch(`${at}/metrics`)).text())?.[1]);
+    try {
+      const runId = await startRun('gated', 'hang up');
+      await awaitingApproval(runId, 'first-check');
+      const auth = `Bearer ${await token('viewer')}`;
+      // Aborted at once or a few milliseconds in: before the request reaches the route, during the run lookup, or
+      // just after the stream opened.
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const abort = new AbortController();
+          const res = fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: auth }, signal: abort.signal }).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, i));
+          abort.abort();
+          await res;
+        }),
+      );
+      await waitUntil('every place to be given back', async () => ((await gauge()) === 0 ? true : undefined), 10_000, 100);
+      // The caller's two places are free: both streams open.
+      const streams = [new AbortController(), new AbortController()];
+      for (const abort of streams) {
+        const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: auth }, signal: abort.signal });
+        expect(res.status).toBe(200);
+      }
+      await call('POST', `/v1/runs/${runId}/cancel`, { as: 'starter', body: { reason: 'test cleanup' } });
+      for (const abort of streams) abort.abort();
+    } finally {
+      await app.stop();
+    }
+  });
+
   test('stopping the app ends open streams at once instead of waiting for them', async () => {
     const { app, at } = await inProcessApp({});
     const runId = await startRun('gated', 'shutdown');

@@ -122,7 +122,12 @@ export function assertUtf8Json(req: Request): void {
  * raw bytes first. Other charsets are refused before parsing (app.ts, jsonOnly).
  */
 export function rejectInvalidUtf8(_req: IncomingMessage, _res: ServerResponse, buf: Buffer, encoding: string): void {
-  if (/^utf-?8$/i.test(encoding) && !isUtf8(buf)) {
+  // The charset the parser is about to decode with, as it read the header: authoritative where a header that
+  // assertUtf8Json read differently (`charset =utf-16`) would otherwise slip through.
+  if (!/^utf-?8$/i.test(encoding)) {
+    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', `charset "${encoding.slice(0, 40)}" is not accepted; send the body as UTF-8`);
+  }
+  if (!isUtf8(buf)) {
     throw new AppError(400, 'invalid_unicode', TITLES.invalid_unicode, 'the request body is not valid UTF-8', {
       errors: [{ path: '', code: 'invalid_unicode', message: 'is not valid UTF-8' }],
     });

@@ -418,6 +418,10 @@ describe('request hygiene', () => {
     const utf16 = await start(Buffer.from('{"input": {"text": "hi"}}', 'utf16le'), { 'content-type': 'application/json; charset=utf-16le' });
     expect(utf16.status).toBe(415);
     expect(utf16.json.detail).toMatch(/charset "utf-16le" is not accepted/);
+    // Spaced the way the body parser still reads as a charset.
+    const spaced = await start(Buffer.from('{"input": {"text": "hi"}}', 'utf16le'), { 'content-type': 'application/json; charset =utf-16le' });
+    expect(spaced.status).toBe(415);
+    expect(spaced.json.detail).toMatch(/charset "utf-16le" is not accepted/);
     const utf8 = await start('{"input": {"text": "hi"}}', { 'content-type': 'application/json; charset="UTF-8"' });
     expect(utf8.status).toBe(202);
     const malformed = await start('{"input": {"text": "hi"');

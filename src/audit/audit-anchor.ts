@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { MANIFEST_FILE, MANIFEST_FORMAT } from '../backup/backup-manifest';
 import type { ChainHead } from './audit-chain';
 
+/** Largest anchor file read: a head per tenant is under 150 bytes, so this holds several hundred thousand tenants. */
+const MAX_ANCHOR_BYTES = 64 * 1024 * 1024;
+
 /** Format of the file `agentry audit heads` writes. */
 export const HEADS_FORMAT = 'agentry-audit-heads/1';
 
@@ -54,7 +57,23 @@ const chainHeadSchema = z.object(
   },
   { error: expected('an object with chainIndex and hash') },
 );
-const chainHeadsSchema = z.record(z.string(), chainHeadSchema, { error: expected('an object with each tenant\'s chainIndex and hash') });
+/**
+ * Tenant → head. Checked entry by entry rather than with z.record, which refuses an object with an own
+ * `constructor` key and drops `__proto__`: both are tenant names a heads file may hold.
+ */
+const chainHeadsSchema = z
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), {
+    error: expected("an object with each tenant's chainIndex and hash"),
+  })
+  .transform((heads, ctx) => {
+    const out: [string, ChainHead][] = [];
+    for (const [tenant, head] of Object.entries(heads)) {
+      const parsed = chainHeadSchema.safeParse(head);
+      if (parsed.success) out.push([tenant, parsed.data]);
+      else for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [tenant, ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
+    }
+    return Object.fromEntries(out) as Record<string, ChainHead>;
+  });
 
 const headsFileSchema = z.object({
   format: z.literal(HEADS_FORMAT),
@@ -157,6 +176,12 @@ export async function readAnchor(path: string): Promise<Anchor> {
       throw new AnchorError(file, undefined, `${path}: a folder without ${MANIFEST_FILE}, so not a backup folder (or an unfinished one); give a backup folder, a ${MANIFEST_FILE} or an audit heads file`);
     }
   }
+  // Only a regular file of a sane size: a FIFO would block the read for ever, a device could be endless.
+  const info = file === path ? st : await stat(file).catch((err: unknown) => {
+    throw unreadable(file, err);
+  });
+  if (!info.isFile()) throw new AnchorError(file, undefined, `${file}: not a regular file; give a heads file, a ${MANIFEST_FILE} or a backup folder`);
+  if (info.size > MAX_ANCHOR_BYTES) throw new AnchorError(file, undefined, `${file}: ${info.size} bytes, more than an anchor can be (${MAX_ANCHOR_BYTES})`);
   const text = await readFile(file, 'utf8').catch((err: unknown) => {
     throw unreadable(file, err);
   });

@@ -74,8 +74,16 @@ export async function listFiles(root: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Largest manifest read: it lists a backup's files, a few hundred bytes each. */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
 export async function readManifest(folder: string): Promise<{ manifest: BackupManifest; sha256: string }> {
-  const text = await readFile(join(folder, MANIFEST_FILE));
+  const path = join(folder, MANIFEST_FILE);
+  // A FIFO or a device planted as manifest.json would block or exhaust the reader: regular files of sane size only.
+  const info = await stat(path);
+  if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+  if (info.size > MAX_MANIFEST_BYTES) throw new Error(`${path} is ${info.size} bytes, more than a manifest can be`);
+  const text = await readFile(path);
   const manifest = JSON.parse(text.toString('utf8')) as BackupManifest;
   if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {
     throw new Error(`${join(folder, MANIFEST_FILE)} is not an ${MANIFEST_FORMAT} manifest`);

@@ -1,4 +1,8 @@
-import { AnchorError, HEADS_FORMAT, parseAnchor } from '../../../src/audit/audit-anchor';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AnchorError, HEADS_FORMAT, parseAnchor, readAnchor } from '../../../src/audit/audit-anchor';
 
 const HASH = 'ab'.repeat(32);
 const FILE = 'anchors/x.json';
@@ -80,4 +84,23 @@ test('text that is not JSON is located by line and column, without the input quo
   expect(problem('')).toBe(`${FILE}: the file is empty; expected an audit heads file or a backup manifest`);
   expect(problem('[1, 2]')).toBe(`${FILE}: expected a JSON object (an audit heads file or a backup manifest), found an array`);
   expect(problem('"heads"')).toBe(`${FILE}: expected a JSON object (an audit heads file or a backup manifest), found a string`);
+});
+
+test('tenants named constructor or __proto__ are heads like any other', () => {
+  const hash = 'a'.repeat(64);
+  const text = `{"format":"agentry-audit-heads/1","takenAt":"2026-12-03T00:00:00Z","chainHeads":{"constructor":{"chainIndex":3,"hash":"${hash}"},"__proto__":{"chainIndex":2,"hash":"${hash}"}}}`;
+  const anchor = parseAnchor(text, 'heads.json');
+  expect(Object.entries(anchor.chainHeads)).toEqual([
+    ['constructor', { chainIndex: 3, hash }],
+    ['__proto__', { chainIndex: 2, hash }],
+  ]);
+  expect(() => parseAnchor(text.replace('"chainIndex":2', '"chainIndex":"x"'), 'heads.json')).toThrow(/heads\.json: chainHeads\.__proto__\.chainIndex: expected a whole number/);
+});
+
+test('a FIFO or a device is refused at once, not read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'agentry-anchor-fifo-'));
+  const fifo = join(dir, 'heads.json');
+  execFileSync('mkfifo', [fifo]);
+  await expect(readAnchor(fifo)).rejects.toThrow(`${fifo}: not a regular file`);
+  await expect(readAnchor('/dev/zero')).rejects.toThrow('/dev/zero: not a regular file');
 });

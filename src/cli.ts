@@ -102,6 +102,11 @@ function buildProgram(config: () => Config): Command {
 }
 
 async function main(): Promise<void> {
+  // `agentry backup list | head -1` closes the pipe early: stop quietly, as other command-line tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   let cached: Config | undefined;
   await buildProgram(() => (cached ??= loadConfig())).parseAsync(process.argv);
 }

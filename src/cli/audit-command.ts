@@ -184,8 +184,6 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       const keys = opts.unseal ? sealKeysFromConfig(cfg).keys : undefined;
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
       const out = opts.out ? createWriteStream(opts.out, { mode: opts.unseal ? 0o600 : 0o644 }) : process.stdout;
-      // `agentry audit export | head` closes the pipe early: stop quietly, like other command-line tools.
-      if (!opts.out) process.stdout.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : undefined));
       let events = 0;
       let unopened = 0;
       try {

@@ -120,7 +120,7 @@ export function createApp(deps: AppDeps) {
   app.use(methodNotAllowed(openapi));
   // Blocked client addresses are refused before anything else runs; probes and the description stay open.
   if (deps.intrusion) app.use(deps.intrusion.screenAddress);
-  if (deps.codec) app.use('/codec', createCodecRoutes({ ...deps.codec, auth: deps.auth }));
+  if (deps.codec) app.use('/codec', createCodecRoutes({ ...deps.codec, auth: deps.auth, limiter: deps.limiter }));
   app.use('/v1', jsonOnly, express.json({ limit: deps.bodyLimitBytes, strict: true, verify: rejectInvalidUtf8 }), bodyGuard(), deps.auth.middleware, deps.limiter.middleware);
   if (deps.intrusion) app.use('/v1', deps.intrusion.screenSubject);
   app.use(createPipelineRoutes({ pipelines: deps.pipelines }));

@@ -23,7 +23,15 @@ export interface CodecRouteOptions {
 
 export interface CodecRouteDeps extends CodecRouteOptions {
   auth: { middleware: RequestHandler };
+  /** The API's request limits (per subject and tenant): codec calls count like any other. */
+  limiter?: { middleware: RequestHandler };
 }
+
+/**
+ * Payloads one request may carry. The Web UI sends a history's payloads a page at a time; a body of hundreds of
+ * thousands of empty payloads would hold the event loop for seconds.
+ */
+export const MAX_CODEC_PAYLOADS = 1000;
 
 /**
  * The codec server the Temporal Web UI and CLI call to show payloads decrypted: `POST /codec/decode` and
@@ -72,6 +80,12 @@ export function createCodecRoutes(deps: CodecRouteDeps): Router {
   const convert =
     (op: 'encode' | 'decode'): RequestHandler =>
     async (req, res) => {
+      const count = Array.isArray((req.body as { payloads?: unknown })?.payloads) ? (req.body as { payloads: unknown[] }).payloads.length : 0;
+      if (count > MAX_CODEC_PAYLOADS) {
+        throw new ValidationError(`at most ${MAX_CODEC_PAYLOADS} payloads per request`, [
+          { path: '/payloads', message: `has ${count} items; send at most ${MAX_CODEC_PAYLOADS} per request` },
+        ]);
+      }
       const parsed = payloadsFromJson(req.body);
       if ('errors' in parsed) {
         throw new ValidationError('the body must be { "payloads": [{ "metadata": { "key": base64 }, "data": base64 }] }', parsed.errors);
@@ -87,7 +101,7 @@ export function createCodecRoutes(deps: CodecRouteDeps): Router {
   const body = express.json({ limit: deps.bodyLimitBytes ?? 4 * 1024 * 1024, strict: true, verify: rejectInvalidUtf8 });
   router.use(cors);
   for (const op of ['encode', 'decode'] as const) {
-    router.post(`/${op}`, deps.auth.middleware, codecRole, jsonBody, body, convert(op));
+    router.post(`/${op}`, deps.auth.middleware, ...(deps.limiter ? [deps.limiter.middleware] : []), codecRole, jsonBody, body, convert(op));
   }
   return router;
 }

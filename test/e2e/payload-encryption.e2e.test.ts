@@ -196,6 +196,12 @@ describe('codec endpoints', () => {
     expect(notPayloads.json).toMatchObject({ code: 'validation_failed', errors: [{ path: '/payloads/0/data' }] });
     expect((await call('POST', '/codec/decode', { token: tk, body: { nothing: true } })).json.code).toBe('validation_failed');
     expect((await call('POST', '/codec/decode', { token: tk, raw: '{"payloads": [' })).json.code).toBe('invalid_json');
+    // A body of many empty payloads would hold the event loop: refused before any work, naming the field.
+    const flood = await call('POST', '/codec/encode', { token: tk, raw: JSON.stringify({ payloads: Array.from({ length: 5000 }, () => ({})) }) });
+    expect(flood.status).toBe(400);
+    expect(flood.json).toMatchObject({ code: 'validation_failed', errors: [{ path: '/payloads' }] });
+    // Codec calls count against the API's request limits like any other call.
+    expect(flood.headers.get('ratelimit-limit')).not.toBeNull();
 
     const [stored] = await storedInput();
     const data = Buffer.from(stored.data!);

@@ -165,9 +165,8 @@ export async function readChainHeads(db: Pool | PoolClient, tenant?: string): Pr
     `SELECT DISTINCT ON (tenant) tenant, chain_index, hash FROM audit_events ${tenant !== undefined ? 'WHERE tenant = $1 ' : ''}ORDER BY tenant, chain_index DESC`,
     tenant !== undefined ? [tenant] : [],
   );
-  const heads: Record<string, ChainHead> = {};
-  for (const h of res.rows) heads[h.tenant] = { chainIndex: Number(h.chain_index), hash: h.hash };
-  return heads;
+  // fromEntries defines own properties, so even a tenant named __proto__ is a key like any other.
+  return Object.fromEntries(res.rows.map((h) => [h.tenant, { chainIndex: Number(h.chain_index), hash: h.hash }]));
 }
 
 /** A hash shortened for a sentence. */

@@ -14,6 +14,7 @@ import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import type { InputChecker } from '../security';
 import type { HttpMetrics } from '../telemetry';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors';
+import { contentHash } from '../audit/audit-chain';
 import { createListCursors } from './list-cursor';
 import type { RunAdmission } from './run-admission';
 import { describeRun, findRun, principalOf, requireRole, slug } from './run-lookup';
@@ -80,7 +81,12 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
     const runId = `${def.name}/${id}`;
     const workflowId = `${principal.tenant}/${runId}`;
     const requestId = String(res.getHeader('X-Request-Id') ?? randomUUID());
-    const requestHash = createHash('sha256').update(JSON.stringify(body.data.input)).digest('hex');
+    // Canonical JSON (RFC 8785): the same input with its keys in another order is the same request. Runs started
+    // before this hashed plain JSON.stringify, which a retry of theirs still matches.
+    const requestHash = contentHash(body.data.input);
+    const legacyRequestHash = createHash('sha256').update(JSON.stringify(body.data.input)).digest('hex');
+    // Whether this request created the run is told by a value of the server's own, not the client's X-Request-Id.
+    const startNonce = randomUUID();
     const args: PipelineRunInput = {
       runId,
       definition: def,
@@ -97,7 +103,7 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
         taskQueue: deps.taskQueue,
         workflowId,
         args: [args],
-        memo: { requestHash, requestId },
+        memo: { requestHash, requestId, startNonce },
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         // With a key, a concurrent retry joins the running run instead of failing.
         workflowIdConflictPolicy: keyHeader !== undefined ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
@@ -116,11 +122,11 @@ export function createRunRoutes(deps: RunRoutesDeps): Router {
     }
     if (keyHeader !== undefined) {
       const { memo } = await deps.temporal.workflow.getHandle(workflowId).describe();
-      if (memo?.requestHash !== requestHash) {
+      if (memo?.requestHash !== requestHash && memo?.requestHash !== legacyRequestHash) {
         await slot?.settle();
         throw new ConflictError('idempotency_key_reused', 'this Idempotency-Key was used with a different body');
       }
-      created = created && memo?.requestId === requestId;
+      created = created && memo?.startNonce === startNonce;
     }
     if (created) slot?.keep();
     else await slot?.settle();

@@ -152,6 +152,16 @@ test('the same Idempotency-Key returns the same run; with another body it is a c
   });
   expect(clash.status).toBe(409);
   expect(clash.json.code).toBe('idempotency_key_reused');
+
+  // The same input with its keys in another order is the same request; a retry that repeats the first request's
+  // X-Request-Id is still a retry (whether a request created the run is not the client's to say).
+  const key2 = `key-${randomBytes(4).toString('hex')}`;
+  const headers = { 'Idempotency-Key': key2, 'X-Request-Id': `req-${key2}` };
+  const original = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, raw: '{"input": {"text": "hi", "ticketId": "T-9"}}', headers });
+  const reordered = await call('POST', '/v1/pipelines/support-triage/runs', { token: tk, raw: '{"input": {"ticketId": "T-9", "text": "hi"}}', headers });
+  expect(original.status).toBe(202);
+  expect(reordered.status).toBe(200);
+  expect(reordered.json.runId).toBe(original.json.runId);
 });
 
 test('/openapi.json describes every route', async () => {

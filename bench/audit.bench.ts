@@ -3,7 +3,7 @@ import { Pool } from 'pg';
 import { createAuditStore } from '../src/audit';
 import type { AuditEventInput } from '../src/contracts';
 import { createTestDatabase } from '../test/helpers/postgres';
-import { closedLoop, progress } from './measure';
+import { closedLoop, progress, ratio } from './measure';
 
 export interface AuditRow {
   mode: string;
@@ -73,7 +73,7 @@ export async function auditBench(opts: { events: number; concurrency: number; te
       if (r.failures) throw new Error(`audit ${mode}: ${r.failures} writes failed, first: ${r.firstError}`);
       const eventsPerS = Math.round(opts.events / (r.wallMs / 1000));
       if (mode === 'plain INSERT') plainRate.set(concurrency, eventsPerS);
-      rows.push({ mode, tenants, concurrency, events: opts.events, eventsPerS, ratioToPlain: Math.round((eventsPerS / (plainRate.get(concurrency) ?? NaN)) * 100) / 100 });
+      rows.push({ mode, tenants, concurrency, events: opts.events, eventsPerS, ratioToPlain: ratio(eventsPerS, plainRate.get(concurrency) ?? NaN) });
       return names;
     };
     const plain = (e: AuditEventInput) =>

@@ -26,6 +26,16 @@ export function summarise(ms: readonly number[]): LatencySummary {
   };
 }
 
+/** `a / b` to two decimals: how the tables report the platform against its baseline. */
+export function ratio(a: number, b: number): number {
+  return Math.round((a / b) * 100) / 100;
+}
+
+/** The facade's latency percentiles over the baseline's. */
+export function latencyRatios(facade: LatencySummary, bare: LatencySummary): { p50: number; p95: number; p99: number } {
+  return { p50: ratio(facade.p50, bare.p50), p95: ratio(facade.p95, bare.p95), p99: ratio(facade.p99, bare.p99) };
+}
+
 /** A progress bar on stderr, one per phase (prints a line every few seconds when stderr is not a terminal). */
 export function progress(label: string, total: number): SingleBar {
   const bar = new SingleBar({

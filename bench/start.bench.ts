@@ -1,4 +1,4 @@
-import { drainAll, openLoop, progress, summarise, type LatencySummary } from './measure';
+import { drainAll, latencyRatios, openLoop, progress, summarise, type LatencySummary } from './measure';
 import type { BenchStack } from './bench-stack';
 import { loadTickets, triageRuns, type Side } from './workloads';
 
@@ -63,13 +63,12 @@ export async function startBench(bench: BenchStack, opts: { ratePerS: number; re
   };
   const facade = measured('facade');
   const bare = measured('bare');
-  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
   return {
     ratePerS: opts.ratePerS,
     requests: opts.requests,
     rounds: opts.rounds,
     facade,
     bare,
-    ratio: { p50: ratio(facade.latencyMs.p50, bare.latencyMs.p50), p95: ratio(facade.latencyMs.p95, bare.latencyMs.p95), p99: ratio(facade.latencyMs.p99, bare.latencyMs.p99) },
+    ratio: latencyRatios(facade.latencyMs, bare.latencyMs),
   };
 }

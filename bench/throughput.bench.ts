@@ -1,4 +1,4 @@
-import { closedLoop, drainAll, progress, summarise, type LatencySummary } from './measure';
+import { closedLoop, drainAll, latencyRatios, progress, ratio, summarise, type LatencySummary } from './measure';
 import type { BenchStack } from './bench-stack';
 import { loadTickets, triageRuns, type Side } from './workloads';
 
@@ -74,7 +74,6 @@ export async function throughputBench(bench: BenchStack, opts: ThroughputOptions
   };
   const facade = side('facade');
   const bare = side('bare');
-  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
   return {
     runs: opts.runs,
     concurrency: opts.concurrency,
@@ -84,9 +83,7 @@ export async function throughputBench(bench: BenchStack, opts: ThroughputOptions
     bare,
     ratio: {
       runsPerS: ratio(facade.runsPerS, bare.runsPerS),
-      p50: ratio(facade.latencyMs.p50, bare.latencyMs.p50),
-      p95: ratio(facade.latencyMs.p95, bare.latencyMs.p95),
-      p99: ratio(facade.latencyMs.p99, bare.latencyMs.p99),
+      ...latencyRatios(facade.latencyMs, bare.latencyMs),
     },
   };
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
@@ -44,9 +44,19 @@ const text = (b: Uint8Array | null | undefined) => Buffer.from(b ?? new Uint8Arr
 
 const call = (method: string, path: string, opts: http.CallOptions = {}) => http.call(base, method, path, opts);
 
+/** A file's bytes, or none when it does not exist (SQLite deletes its rollback journal at the end of each write). */
+function bytesOf(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+    throw err;
+  }
+}
+
 /** Every byte the dev server has written: the database file and its WAL or rollback journal, if any. */
 function storedBytes(): Buffer {
-  return Buffer.concat([dbFile, `${dbFile}-wal`, `${dbFile}-journal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
+  return Buffer.concat([dbFile, `${dbFile}-wal`, `${dbFile}-journal`].map(bytesOf));
 }
 
 /** Every payload in a history, with the path it was found at; search attributes are left out (stored plain by design). */

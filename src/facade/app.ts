@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import helmet from 'helmet';
@@ -151,6 +151,18 @@ export function createApp(deps: AppDeps) {
   let server: Server | undefined;
   /** Responses not yet sent in full: the drain waits for them, then closes their connections. */
   const inFlight = new Set<ServerResponse>();
+  /** Open connections, each with the number of its responses still in flight. */
+  const connections = new Map<Socket, number>();
+  /**
+   * During the drain, ends every connection with no response in flight. Node's closeIdleConnections() is not
+   * enough: a connection whose client walked away from a streamed response can stay open, idle, with its parser
+   * still counting a request, and would hold the close until the request timeout (a minute) cuts it.
+   */
+  const endIdleConnections = () => {
+    for (const [socket, active] of connections) {
+      if (active === 0 && !socket.writableEnded) socket.end(() => socket.destroy());
+    }
+  };
   return {
     app,
     /** Listens on `port` (0 picks a free one) and resolves with the bound port. */
@@ -173,9 +185,19 @@ export function createApp(deps: AppDeps) {
         // Requests Node's parser refuses never reach Express: answer them as problem+json too.
         http.on('clientError', clientErrorHandler(deps.logger));
         http.on('connect', connectMethodHandler());
-        http.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+        http.on('connection', (socket: Socket) => {
+          connections.set(socket, 0);
+          socket.once('close', () => connections.delete(socket));
+        });
+        http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+          const socket = req.socket;
           inFlight.add(res);
-          res.once('close', () => inFlight.delete(res));
+          if (connections.has(socket)) connections.set(socket, (connections.get(socket) ?? 0) + 1);
+          res.once('close', () => {
+            inFlight.delete(res);
+            if (connections.has(socket)) connections.set(socket, Math.max(0, (connections.get(socket) ?? 1) - 1));
+            if (draining) setImmediate(endIdleConnections);
+          });
           // A request that arrives on a kept-alive connection during the drain is answered, then its connection closed.
           if (draining) res.setHeader('Connection', 'close');
         });
@@ -199,11 +221,12 @@ export function createApp(deps: AppDeps) {
         const http = server;
         http.close(() => resolve());
         http.closeIdleConnections();
+        endIdleConnections();
         // A kept-alive connection would otherwise outlive its last answer and hold the close until the keep-alive
-        // timeout: answer with `Connection: close`, or (headers already sent) close it once it falls idle.
+        // timeout: answer with `Connection: close`, or (headers already sent) end it once it falls idle, which
+        // the 'close' listener above does for every response that finishes during the drain.
         for (const res of inFlight) {
           if (!res.headersSent) res.setHeader('Connection', 'close');
-          else res.once('finish', () => setImmediate(() => http.closeIdleConnections()));
         }
       });
     },

@@ -651,6 +651,30 @@ describe('the facade in-process, for what its processes cannot show', () => {
     }
   });
 
+  test('stopping the server does not wait for a connection whose client walked away from its stream', async () => {
+    // Timeouts far beyond the test's: only the drain itself can end the connection in time.
+    const hour = 3_600_000;
+    const { app, at } = await inProcessApp({ runEvents: { pollMs: 50 }, serverTimeouts: { headersTimeoutMs: hour, requestTimeoutMs: hour, keepAliveTimeoutMs: hour } });
+    let stopped = false;
+    try {
+      const runId = await startRun('gated', 'walk away, then stop');
+      await awaitingApproval(runId, 'first-check');
+      const abort = new AbortController();
+      const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${await token('viewer')}` }, signal: abort.signal });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: transition');
+      abort.abort();
+      await new Promise((r) => setTimeout(r, 300));
+      const outcome = await Promise.race([app.stop().then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still waiting'), 10_000))]);
+      stopped = outcome === 'stopped';
+      expect(outcome).toBe('stopped');
+      await call('POST', `/v1/runs/${runId}/cancel`, { as: 'starter', body: { reason: 'test cleanup' } });
+    } finally {
+      if (!stopped) await app.stop();
+    }
+  });
+
   test('a caller, a tenant and the replica may hold bounded numbers of streams; a closed stream frees its place', async () => {
     const { app, at } = await inProcessApp({ runEvents: { pollMs: 100, maxStreamsPerSubject: 2, maxStreamsPerTenant: 3, maxStreams: 3 } });
     const open: AbortController[] = [];

@@ -5,6 +5,7 @@ import { AUDIT_EVENT_TYPES } from '../contracts';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import { ForbiddenError, NotFoundError, ValidationError } from './errors';
 import { principalOf, requireRole, slug } from './run-lookup';
+import { pageSizeParam } from './query-schemas';
 
 /** What the audit routes read. */
 export type AuditReader = Pick<AuditStore, 'page'>;
@@ -40,7 +41,7 @@ const isoDateTime = z.string().refine(isRealDateTime, {
   message: 'expected an ISO 8601 date-time with a time zone between 1970 and 9999, e.g. 2026-01-31T12:00:00Z',
 });
 const cursorSchema = z.string().regex(/^\d{1,15}$/, 'expected the nextCursor of a previous page');
-const limitSchema = z.coerce.number().int().min(1).max(500).default(100);
+const limitSchema = pageSizeParam(500, 100);
 
 const listQuerySchema = z
   .object({

@@ -18,6 +18,7 @@ import { contentHash } from '../audit/audit-chain';
 import { createListCursors } from './list-cursor';
 import type { RunAdmission } from './run-admission';
 import { describeRun, findRun, principalOf, requireRole, slug } from './run-lookup';
+import { pageSizeParam } from './query-schemas';
 
 export interface RunRoutesDeps {
   temporal: Client;
@@ -39,7 +40,7 @@ const listQuerySchema = z
   .object({
     pipeline: z.string().regex(slug).optional(),
     status: z.enum(['running', 'awaiting-approval', 'completed', 'failed', 'cancelled']).optional(),
-    pageSize: z.coerce.number().int().min(1).max(200).default(50),
+    pageSize: pageSizeParam(200, 50),
     cursor: z.string().max(4096).optional(),
   })
   .strict();

@@ -133,6 +133,15 @@ describe('findings of the generated-input run, pinned', () => {
     expect(borrowed.status).toBe(400);
   });
 
+  test('pageSize takes decimal digits from 1 to 200 only, as /openapi.json says', async () => {
+    expect((await get('/v1/runs?pageSize=200')).status).toBe(200);
+    for (const bad of ['0', '201', '0x10', '1e2', '%2010', '', '1.5', '-1']) {
+      const res = await get(`/v1/runs?pageSize=${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ code: 'validation_failed', errors: [{ path: '/pageSize' }] });
+    }
+  });
+
   test('a method the description does not list on a described path is 405 problem+json with Allow', async () => {
     const res = await get('/v1/pipelines', { method: 'DELETE' });
     expect(res.status).toBe(405);

@@ -144,6 +144,13 @@ describe('GET /v1/audit', () => {
     ['to=2026-01-01T24:00:00Z', '/to'],
     ['cursor=abc', '/cursor'],
     ['limit=0', '/limit'],
+    ['limit=501', '/limit'],
+    // Numbers a lenient parser would read, but no client writes as a page size.
+    ['limit=0x10', '/limit'],
+    ['limit=1e2', '/limit'],
+    ['limit=%205', '/limit'],
+    ['limit=', '/limit'],
+    ['limit=1&limit=2', '/limit'],
     ['run=not-a-run-id', '/run'],
     ['tenant=globex', '/'],
   ])('answers 400 problem+json naming the bad filter: %s', async (query, path) => {

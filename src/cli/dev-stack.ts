@@ -11,6 +11,7 @@ import { SEARCH_ATTRIBUTES } from '../contracts';
 import { LOCAL_MODEL_NAME, resolveLocalModel, spawnLocalServer } from '../llm';
 import { connectClient } from '../temporal/connection';
 import { resolveTemporalCli } from '../temporal/temporal-cli';
+import { ownCmdline, removeStackRecord, stopLeftovers, writeStackRecord, type StackRecord } from './stack-record';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -237,14 +238,22 @@ export async function checkStackPorts(opts: StackOptions, env: NodeJS.ProcessEnv
  */
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const { config, log } = opts;
-  await checkStackPorts(opts);
   const stateDir = config.stateDir;
+  // What a killed stack left running holds the ports this one needs: stop it first (or refuse, if it still runs).
+  await stopLeftovers(stateDir, log);
+  await checkStackPorts(opts);
   const logsDir = join(stateDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   const children: ChildProcess[] = [];
   const started: string[] = [];
   let embedded: EmbeddedDatabase | undefined;
   let temporalServer: ChildProcess | undefined;
+  const record: StackRecord = { owner: { pid: process.pid, cmdline: ownCmdline() }, children: [] };
+  const remember = (child: StackRecord['children'][number]) => {
+    record.children.push(child);
+    writeStackRecord(stateDir, record);
+  };
+  writeStackRecord(stateDir, record);
 
   // In dependency order: the facade (no new runs), the worker (drains its in-flight activities, which may still
   // call the model and write the audit trail), the model server, then Temporal and PostgreSQL. The terminal's
@@ -255,6 +264,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     for (const child of children.reverse()) await stopChild(child);
     if (temporalServer) await stopChild(temporalServer);
     if (embedded) await embedded.stop().catch(() => undefined);
+    removeStackRecord(stateDir);
   };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw new StackInterrupted();
@@ -290,6 +300,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const logFile = join(logsDir, 'temporal.log');
       const out = createWriteStream(logFile, { flags: 'a' });
       temporalServer = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      if (temporalServer.pid) remember({ what: 'the Temporal dev server', pid: temporalServer.pid, marker: dbFile });
       temporalServer.stdout?.pipe(out);
       temporalServer.stderr?.pipe(out);
       log(`Temporal: starting the dev server (state in ${dbFile}, Web UI on ${uiUrl})`);
@@ -314,6 +325,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     } else {
       log('PostgreSQL: DATABASE_URL unset, starting an embedded PostgreSQL');
       embedded = await startEmbeddedDatabase({ stateDir, port: opts.embeddedPgPort ?? EMBEDDED_PG_PORT, log });
+      if (embedded.pid) remember({ what: 'the embedded PostgreSQL', pid: embedded.pid, marker: join(stateDir, 'postgres'), signal: 'SIGINT' });
       databaseUrl = embedded.url;
       started.push('postgres');
     }

@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     keep: config.BACKUP_KEEP,
     pipelinesDir: config.PIPELINES_DIR,
     config,
+    warn: (line) => logger.warn(line),
   });
 
   // The llm agent's budgets are kept in PostgreSQL, so they hold across every worker; without LLM_BASE_URL it runs

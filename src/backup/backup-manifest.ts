@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
+import { z } from 'zod';
 import type { ChainHead } from '../audit';
 
 // The chain head type belongs to the audit trail; re-exported for the backup code that records it.
@@ -74,6 +75,26 @@ export async function listFiles(root: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Backup ids: `YYYYMMDDTHHMMSSZ-<suffix>`, so they sort by time and name a folder safely. */
+export const BACKUP_ID = /^\d{8}T\d{6}Z-[a-z0-9]{1,32}$/;
+
+/** What a manifest must hold before any of it is used to name, count or delete anything. */
+const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  id: z.string().regex(BACKUP_ID, 'expected a backup id, YYYYMMDDTHHMMSSZ-suffix'),
+  createdAt: z.iso.datetime(),
+  actor: z.string(),
+  database: z.object({
+    format: z.enum(['pg_dump', 'ndjson']),
+    serverVersion: z.string(),
+    tool: z.string().optional(),
+    rows: z.record(z.string(), z.number().int().min(0)),
+    chainHeads: z.record(z.string(), z.object({ chainIndex: z.number().int().min(0), hash: z.string() }).loose()),
+  }),
+  pipelinesDir: z.string(),
+  files: z.array(z.object({ path: z.string(), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+});
+
 /** Largest manifest read: it lists a backup's files, a few hundred bytes each. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
@@ -84,11 +105,22 @@ export async function readManifest(folder: string): Promise<{ manifest: BackupMa
   if (!info.isFile()) throw new Error(`${path} is not a regular file`);
   if (info.size > MAX_MANIFEST_BYTES) throw new Error(`${path} is ${info.size} bytes, more than a manifest can be`);
   const text = await readFile(path);
-  const manifest = JSON.parse(text.toString('utf8')) as BackupManifest;
-  if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {
-    throw new Error(`${join(folder, MANIFEST_FILE)} is not an ${MANIFEST_FORMAT} manifest`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text.toString('utf8'));
+  } catch {
+    throw new Error(`${path} is not JSON`);
   }
-  return { manifest, sha256: sha256Of(text) };
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new Error(`${path} is not an ${MANIFEST_FORMAT} manifest: /${first.path.join('/')}: ${first.message}`);
+  }
+  // The id names the folder that list, prune and restore act on: a manifest that names another one is not this backup.
+  if (parsed.data.id !== basename(folder)) {
+    throw new Error(`${path} is not an ${MANIFEST_FORMAT} manifest: /id: "${parsed.data.id}" is not its folder's name "${basename(folder)}"`);
+  }
+  return { manifest: parsed.data as BackupManifest, sha256: sha256Of(text) };
 }
 
 /** One file of a backup that does not match its manifest. */

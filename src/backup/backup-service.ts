@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { migrate, type AuditStore } from '../audit';
 import { SYSTEM_TENANT, type BackupSummary } from '../contracts';
 import {
+  BACKUP_ID,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
   checkFiles,
@@ -20,8 +21,6 @@ import { configWithoutSecrets } from './config-snapshot';
 import { RELOADED_TABLES, dumpDatabase, readFacts, restoreDatabase } from './database-dump';
 import { findExecutable } from './pg-tools';
 
-/** Backup ids: `YYYYMMDDTHHMMSSZ-<suffix>`, so they sort by time and name a folder safely. */
-export const BACKUP_ID = /^\d{8}T\d{6}Z-[a-z0-9]{1,32}$/;
 
 /** A new backup id for `at`. */
 export function newBackupId(at = new Date(), suffix = randomBytes(4).toString('hex')): string {
@@ -50,6 +49,8 @@ export interface BackupServiceOptions {
   pgDump?: string | null;
   /** psql to restore pg_dump scripts with. @default found on PATH */
   psql?: string | null;
+  /** Told about backup folders that are left out because their manifest cannot be used. @default silent */
+  warn?: (line: string) => void;
 }
 
 /** A backup as `create` answers it. */
@@ -244,13 +245,16 @@ export function createBackupService(opts: BackupServiceOptions) {
       return { ...summaryOf(manifest, sha256, false), ...withReason(manifest) };
     },
 
-    /** Complete backups, newest first. Folders without a readable manifest are left out. */
+    /** Complete backups, newest first. Folders without a usable manifest are left out (and `warn` is told), never deleted. */
     async list(): Promise<BackupListing[]> {
       if (!existsSync(opts.dir)) return [];
       const out: BackupListing[] = [];
       for (const entry of await readdir(opts.dir, { withFileTypes: true })) {
         if (!entry.isDirectory() || !BACKUP_ID.test(entry.name)) continue;
-        const read = await readManifest(join(opts.dir, entry.name)).catch(() => undefined);
+        const read = await readManifest(join(opts.dir, entry.name)).catch((err: unknown) => {
+          opts.warn?.(`skipping ${join(opts.dir, entry.name)}: ${err instanceof Error ? err.message : String(err)}`);
+          return undefined;
+        });
         if (!read) continue;
         const s = summaryOf(read.manifest, read.sha256, true);
         out.push({ id: s.id, createdAt: s.createdAt, actor: read.manifest.actor, databaseFormat: s.databaseFormat, rows: s.rows, files: s.files, bytes: s.bytes, path: s.path });
@@ -319,29 +323,49 @@ export function createBackupService(opts: BackupServiceOptions) {
       }
       const folder = folderOf(id);
       const { manifest, sha256 } = await readManifest(folder);
-      await restoreDatabase({ pool: opts.pool, databaseUrl: opts.databaseUrl, dir: join(folder, 'database'), format: manifest.database.format, psql });
-      // A dump older than the code lacks later migrations; the application role's grants are not in dumps.
-      await migrate(opts.databaseUrl);
-      const priv = await opts.pool.query<{ p: string | null }>("SELECT to_regprocedure('agentry_apply_app_privileges()')::text AS p");
-      if (priv.rows[0].p) await opts.pool.query('SELECT agentry_apply_app_privileges()');
-
-      const facts = await readFacts(opts.pool);
-      for (const table of RELOADED_TABLES) {
-        const expected = manifest.database.rows[table];
-        if (expected !== undefined && facts.rows[table] !== expected) {
-          throw new BackupError(`restored ${table} has ${facts.rows[table]} rows, the backup ${expected}`);
+      const load = async (dir: string, format: BackupManifest['database']['format']) => {
+        await restoreDatabase({ pool: opts.pool, databaseUrl: opts.databaseUrl, dir, format, psql });
+        // A dump older than the code lacks later migrations; the application role's grants are not in dumps.
+        await migrate(opts.databaseUrl);
+        const priv = await opts.pool.query<{ p: string | null }>("SELECT to_regprocedure('agentry_apply_app_privileges()')::text AS p");
+        if (priv.rows[0].p) await opts.pool.query('SELECT agentry_apply_app_privileges()');
+      };
+      // The database as it is now, so a backup that loads but does not check out is undone rather than left in
+      // place. None when the database cannot be read (lost, or never set up): then there is nothing to keep.
+      await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+      const before = await mkdtemp(join(opts.dir, `${TMP_PREFIX}before-restore-`));
+      let verified: Awaited<ReturnType<typeof opts.audit.verify>>;
+      let facts: Awaited<ReturnType<typeof readFacts>>;
+      try {
+        const kept = await dumpDatabase({ pool: opts.pool, databaseUrl: opts.databaseUrl, outDir: before, pgDump }).catch(() => undefined);
+        try {
+          await load(join(folder, 'database'), manifest.database.format);
+          facts = await readFacts(opts.pool);
+          for (const table of RELOADED_TABLES) {
+            const expected = manifest.database.rows[table];
+            if (expected !== undefined && facts.rows[table] !== expected) {
+              throw new BackupError(`restored ${table} has ${facts.rows[table]} rows, the backup ${expected}`);
+            }
+          }
+          for (const [tenant, head] of Object.entries(manifest.database.chainHeads)) {
+            const now = facts.chainHeads[tenant];
+            if (now?.chainIndex !== head.chainIndex || now.hash !== head.hash) {
+              throw new BackupError(`restored chain of tenant "${tenant}" ends at #${now?.chainIndex ?? 0}, the backup's at #${head.chainIndex}`);
+            }
+          }
+          verified = await opts.audit.verify();
+          if (!verified.ok) {
+            const b = verified.broken!;
+            throw new BackupError(`backup ${id} loads, but its audit trail does not verify: tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
+          }
+        } catch (err) {
+          if (!kept) throw err;
+          await load(before, kept.format);
+          const why = err instanceof Error ? err.message : String(err);
+          throw new BackupError(`${why}; the database was put back as it was before the restore`);
         }
-      }
-      for (const [tenant, head] of Object.entries(manifest.database.chainHeads)) {
-        const now = facts.chainHeads[tenant];
-        if (now?.chainIndex !== head.chainIndex || now.hash !== head.hash) {
-          throw new BackupError(`restored chain of tenant "${tenant}" ends at #${now?.chainIndex ?? 0}, the backup's at #${head.chainIndex}`);
-        }
-      }
-      const verified = await opts.audit.verify();
-      if (!verified.ok) {
-        const b = verified.broken!;
-        throw new BackupError(`restored, but the audit trail does not verify: tenant "${b.tenant}" event #${b.chainIndex} (${b.id}): ${b.reason}`);
+      } finally {
+        await rm(before, { recursive: true, force: true });
       }
       const pipelines = req.pipelinesTo ? await copyTree(join(folder, 'pipelines'), req.pipelinesTo) : [];
       await opts.audit.append({

@@ -2,7 +2,6 @@ export {
   createBackupService,
   newBackupId,
   BackupError,
-  BACKUP_ID,
   type BackupService,
   type BackupServiceOptions,
   type BackupListing,
@@ -10,6 +9,6 @@ export {
   type RestoreResult,
 } from './backup-service';
 export { ensureBackupSchedule, type BackupScheduleOptions } from './backup-schedule';
-export { readManifest, checkFiles, MANIFEST_FILE, type BackupManifest, type FileProblem, type ChainHead } from './backup-manifest';
+export { readManifest, checkFiles, BACKUP_ID, MANIFEST_FILE, type BackupManifest, type FileProblem, type ChainHead } from './backup-manifest';
 export { configWithoutSecrets } from './config-snapshot';
 export { PgToolError, findExecutable } from './pg-tools';

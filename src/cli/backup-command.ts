@@ -20,7 +20,18 @@ async function withBackups<T>(config: () => Config, fn: (backups: BackupService)
   try {
     const audit = createAuditStore(pool, { sealKeys: sealKeysFromConfig(cfg).keys });
     return await reachingDatabase(cfg.DATABASE_URL, () =>
-      fn(createBackupService({ pool, databaseUrl: cfg.DATABASE_URL, audit, dir: cfg.backupDir, keep: cfg.BACKUP_KEEP, pipelinesDir: cfg.PIPELINES_DIR, config: cfg })),
+      fn(
+        createBackupService({
+          pool,
+          databaseUrl: cfg.DATABASE_URL,
+          audit,
+          dir: cfg.backupDir,
+          keep: cfg.BACKUP_KEEP,
+          pipelinesDir: cfg.PIPELINES_DIR,
+          config: cfg,
+          warn: (line) => process.stderr.write(`agentry: ${line}\n`),
+        }),
+      ),
     );
   } finally {
     await pool.end();

@@ -172,13 +172,79 @@ test('taking a backup again under the same id (a retried activity) answers the f
   expect(await svc.list()).toHaveLength(1);
 });
 
+/** A copy of a backup folder under another id, its manifest saying that id (as a careful forger would). */
+function plantCopy(from: string, id: string): string {
+  const to = join(dirname(from), id);
+  cpSync(from, to, { recursive: true });
+  editManifest(to, (m) => Object.assign(m, { id }));
+  return to;
+}
+
+function editManifest(folder: string, edit: (m: Record<string, unknown>) => void): void {
+  const file = join(folder, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(file, 'utf8'));
+  edit(manifest);
+  writeFileSync(file, JSON.stringify(manifest, null, 2));
+}
+
+test('a manifest that names another folder, or lacks fields, is skipped with a warning and never deleted; nothing outside is touched', async () => {
+  const warnings: string[] = [];
+  const svc = backups({ keep: 1, warn: (l) => warnings.push(l) });
+  const first = await svc.create({ id: newBackupId(new Date(Date.UTC(2026, 0, 2)), 'real'), actor: 'test' });
+  const victim = mkdtempSync(join(tmpdir(), 'agentry-backup-victim-'));
+  writeFileSync(join(victim, 'keep-me'), 'x');
+  // An old-looking folder whose manifest points prune at a folder outside BACKUP_DIR...
+  const evil = plantCopy(first.path, '20190101T000000Z-evil');
+  editManifest(evil, (m) => Object.assign(m, { id: `../../${victim.split('/').pop()}`, createdAt: '2019-01-01T00:00:00Z' }));
+  // ...one that says it is the real backup, and one without its database section.
+  const twin = plantCopy(first.path, '20190101T000000Z-twin');
+  editManifest(twin, (m) => Object.assign(m, { id: first.id }));
+  const broken = plantCopy(first.path, '20190101T000000Z-broken');
+  editManifest(broken, (m) => delete m.database);
+
+  expect((await svc.list()).map((b) => b.id)).toEqual([first.id]);
+  expect(warnings.sort()).toEqual([
+    expect.stringMatching(/^skipping .*20190101T000000Z-broken: .*manifest.json is not an agentry-backup\/1 manifest: \/database: /),
+    expect.stringMatching(/^skipping .*20190101T000000Z-evil: .*: \/id: expected a backup id/),
+    expect.stringMatching(/^skipping .*20190101T000000Z-twin: .*: \/id: "\d{8}T\d{6}Z-real" is not its folder's name "20190101T000000Z-twin"$/),
+  ]);
+  // A new backup prunes down to one: the real one goes (it is older), the unusable folders stay, the victim too.
+  const second = await svc.create({ actor: 'test' });
+  expect((await svc.list()).map((b) => b.id)).toEqual([second.id]);
+  expect(readdirSync(dirname(first.path)).sort()).toEqual(['20190101T000000Z-broken', '20190101T000000Z-evil', '20190101T000000Z-twin', second.id].sort());
+  expect(readFileSync(join(victim, 'keep-me'), 'utf8')).toBe('x');
+  rmSync(victim, { recursive: true });
+});
+
+test('a backup that loads but whose audit trail does not verify is undone: the database is as it was', async () => {
+  const svc = backups();
+  const s = await svc.create({ actor: 'test' });
+  // A forged copy: an event's actor edited in the dump, every sum in the manifest made to match.
+  const forged = plantCopy(s.path, s.id.replace(/-[0-9a-f]+$/, '-f0f0f0'));
+  const dump = join(forged, 'database', 'database.sql');
+  writeFileSync(dump, readFileSync(dump, 'utf8').replace('\talice\t', '\tmallory\t'));
+  const text = readFileSync(dump);
+  editManifest(forged, (m) => {
+    const entry = (m.files as { path: string; bytes: number; sha256: string }[]).find((f) => f.path === 'database/database.sql')!;
+    Object.assign(entry, { bytes: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+  });
+  await expect(svc.verify(forged.split('/').pop())).resolves.toMatchObject({ ok: true, recorded: 'unrecorded' });
+  await audit.append(event('initech', 1));
+  const before = await counts();
+  await expect(svc.restore(forged.split('/').pop()!, { actor: 'x', allowUnrecorded: true })).rejects.toThrow(
+    /loads, but its audit trail does not verify: tenant "(acme|globex)" event #\d+ .*; the database was put back as it was before the restore$/,
+  );
+  expect(await counts()).toEqual(before);
+  await expect(audit.verify()).resolves.toMatchObject({ ok: true });
+  rmSync(forged, { recursive: true });
+});
+
 test('a folder planted in the backup directory, or a manifest naming files outside it, is not restored', async () => {
   const svc = backups();
   const s = await svc.create({ actor: 'test' });
   // A copy under a new id: its files match its manifest, but the audit trail never recorded its creation.
   const plantedId = s.id.replace(/-[0-9a-f]+$/, '-0000beef');
-  const planted = join(dirname(s.path), plantedId);
-  cpSync(s.path, planted, { recursive: true });
+  const planted = plantCopy(s.path, plantedId);
   await expect(svc.verify(plantedId)).resolves.toMatchObject({ ok: true, recorded: 'unrecorded' });
   const eventsBefore = (await db.pool.query('SELECT count(*)::int AS n FROM audit_events')).rows[0].n;
   await expect(svc.restore(plantedId, { actor: 'x' })).rejects.toThrow(/not recorded in the audit trail .*--allow-unrecorded/);

@@ -19,12 +19,14 @@ import {
 import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities';
 import {
+  DEFAULT_MAX_SIGNALS,
   FailureType,
   SA_STATUS,
   approveSignal,
   approveUpdate,
   cancelSignal,
   progressQuery,
+  signalUpdate,
   type ApprovalDecisionInput,
   type ApprovalRecord,
   type AuditEventInput,
@@ -71,6 +73,8 @@ export const PATCHES = {
   releaseSlotTolerant: 'release-run-slot-tolerant-v1',
   /** A stage that times out after its run was cancelled (or ran out of time) counts as cancelled, not failed. */
   timeoutAfterCancel: 'stage-timeout-after-cancel-v1',
+  /** Plain signals beyond `limits.maxSignals` are dropped instead of recorded. */
+  signalCap: 'signal-cap-v1',
 } as const;
 
 interface StageFailure {
@@ -220,13 +224,40 @@ export async function pipeline(args: PipelineRunInput): Promise<PipelineRunResul
   });
 
   // --- declared signals and cancellation ------------------------------------------------------------------
-  for (const name of def.signals ?? []) {
+  const declaredSignals = new Set(def.signals ?? []);
+  const maxSignals = def.limits.maxSignals ?? DEFAULT_MAX_SIGNALS;
+  const receiveSignal = async (name: string, s: SignalInput | undefined) => {
+    signalValues[name] = s?.payload ?? {};
+    progress.signals.push({ name, actor: s?.actor ?? 'unknown', at: Date.now() });
+    await audit('signal.received', { name, fields: Object.keys(s?.payload ?? {}).slice(0, 50) }, undefined, s?.actor ?? 'unknown');
+  };
+  for (const name of declaredSignals) {
     setHandler(defineSignal<[SignalInput]>(name), async (s) => {
-      signalValues[name] = s?.payload ?? {};
-      progress.signals.push({ name, actor: s?.actor ?? 'unknown', at: Date.now() });
-      await audit('signal.received', { name, fields: Object.keys(s?.payload ?? {}).slice(0, 50) }, undefined, s?.actor ?? 'unknown');
+      // Each one costs history (its payload and an audit activity): past the limit a plain signal is only counted.
+      if (progress.signals.length >= maxSignals && patched(PATCHES.signalCap)) {
+        progress.signalsDropped = (progress.signalsDropped ?? 0) + 1;
+        return;
+      }
+      await receiveSignal(name, s);
     });
   }
+  setHandler(
+    signalUpdate,
+    async (d) => {
+      await receiveSignal(d.name, d);
+      return { name: d.name, received: progress.signals.length, max: maxSignals };
+    },
+    {
+      validator: (d) => {
+        if (!declaredSignals.has(d?.name)) {
+          throw ApplicationFailure.create({ type: 'UnknownSignal', message: `this run's definition declares no signal "${String(d?.name).slice(0, 64)}"` });
+        }
+        if (progress.signals.length >= maxSignals) {
+          throw ApplicationFailure.create({ type: 'SignalLimitReached', message: `the run has received the ${maxSignals} signals it takes (limits.maxSignals)` });
+        }
+      },
+    },
+  );
   const main = new CancellationScope();
   setHandler(cancelSignal, (req: CancelRequest) => {
     progress.cancellation ??= { actor: String(req?.actor ?? 'unknown'), reason: String(req?.reason ?? '') };

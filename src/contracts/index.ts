@@ -136,6 +136,8 @@ export interface RunProgress {
   stages: StageState[];
   approvals: ApprovalRecord[];
   signals: SignalRecord[];
+  /** Signals sent straight to Temporal after the run had received `limits.maxSignals` (absent when none). */
+  signalsDropped?: number;
   cancellation?: CancelRequest;
   /** Model tokens and cost used by the run's stages so far (absent in results of runs that ended before it was kept). */
   spend?: RunSpend;
@@ -166,6 +168,28 @@ export interface SignalInput {
   actor: string;
   payload: Record<string, unknown>;
 }
+
+/** Signals (declared ones; approve and cancel do not count) a run accepts unless its definition sets `limits.maxSignals`. */
+export const DEFAULT_MAX_SIGNALS = 100;
+/** Largest signal payload the facade sends, as UTF-8 bytes of its JSON, unless the definition sets `limits.maxSignalBytes`. */
+export const DEFAULT_MAX_SIGNAL_BYTES = 16_384;
+
+/** A declared signal delivered as an update, so the facade learns whether the run took it. */
+export interface SignalDelivery extends SignalInput {
+  name: string;
+}
+/** What the run answers a delivered signal with. */
+export interface SignalReceipt {
+  name: string;
+  /** Signals the run has received so far, this one included, and the most it takes. */
+  received: number;
+  max: number;
+}
+/**
+ * A declared signal, validated before it enters the history: the facade sends these, so a run that has had its
+ * `limits.maxSignals` refuses more instead of filling its history (plain signals beyond the limit are dropped).
+ */
+export const signalUpdate = defineUpdate<SignalReceipt, [SignalDelivery]>('signal');
 
 /** Search attributes that make runs filterable in the Web UI and in `GET /v1/runs`. */
 export const SA_TENANT = defineSearchAttributeKey('AgentryTenant', 'KEYWORD');

@@ -124,6 +124,7 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
               type: 'array',
               items: { type: 'object', properties: { name: { type: 'string' }, actor: { type: 'string' }, at: { type: 'number' } } },
             },
+            signalsDropped: { type: 'integer', minimum: 1, description: 'plain Temporal signals dropped because the run had received limits.maxSignals' },
             cancellation: { type: 'object', properties: { actor: { type: 'string' }, reason: { type: 'string' } } },
             transitions: { type: 'array', items: ref('Transition') },
             spend: {
@@ -350,17 +351,24 @@ export function buildOpenApi(opts: { version: string; pipelines: string[] }) {
         post: {
           summary: 'Send a signal the pipeline declares to a running run',
           description:
-            'Needs a role in `access.signal`. Problem codes: 400 `validation_failed`; 403 `forbidden`; 404 `not_found` (run), ' +
-            '`unknown_signal` (not in the definition\'s `signals`); 409 `run_completed`.',
+            'Needs a role in `access.signal`. The run records the signal before the answer. Problem codes: 400 `validation_failed`; ' +
+            '403 `forbidden`; 404 `not_found` (run), `unknown_signal` (not in the definition\'s `signals`); 409 `run_completed`, ' +
+            '`signal_limit_reached` (the run has had `limits.maxSignals`); 413 `payload_too_large` (payload over `limits.maxSignalBytes`).',
           parameters: [...runPath, { name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: false, content: json(ref('SignalRequest')) },
           responses: {
             '202': {
-              description: 'Signal delivered to the run',
+              description: 'Signal recorded by the run',
               content: json({
                 type: 'object',
-                required: ['runId', 'signal', 'status'],
-                properties: { runId: { type: 'string' }, signal: { type: 'string' }, status: { const: 'accepted' } },
+                required: ['runId', 'signal', 'status', 'received', 'max'],
+                properties: {
+                  runId: { type: 'string' },
+                  signal: { type: 'string' },
+                  status: { const: 'accepted' },
+                  received: { type: 'integer', minimum: 1, description: 'signals the run has received, this one included' },
+                  max: { type: 'integer', minimum: 1, description: "the most it takes (the definition's limits.maxSignals)" },
+                },
               }),
             },
             ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),

@@ -1,9 +1,8 @@
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
-import { approveUpdate, cancelSignal, type ApprovalRecord, type SignalInput } from '../contracts';
+import { approveUpdate, cancelSignal, DEFAULT_MAX_SIGNAL_BYTES, signalUpdate, type ApprovalRecord, type SignalReceipt } from '../contracts';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import { AppError, ConflictError, ForbiddenError, ValidationError } from './errors';
 import { findRun, hasRole, isOpen, type RunRef } from './run-lookup';
@@ -35,6 +34,8 @@ const UPDATE_REJECTIONS = {
   lacksRole: 'ApproverLacksRole',
   selfApproval: 'SelfApprovalForbidden',
 } as const;
+/** Failure types the signal update's validator rejects with. */
+const SIGNAL_REJECTIONS = { unknown: 'UnknownSignal', limit: 'SignalLimitReached' } as const;
 /** Set by the Temporal server when the run closed after accepting the update but before completing it. */
 const UPDATE_OUTLIVED_RUN = 'AcceptedUpdateCompletedWorkflow';
 
@@ -145,14 +146,28 @@ export function createRunControlRoutes(deps: RunControlDeps): Router {
     await requireActionRole(res, run, 'signal', { signal: name });
     const body = signalBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new ValidationError('the body must be {"payload"?: {...}}', zodProblems(body.error));
+    const payload = body.data.payload ?? {};
+    const maxBytes = run.entry?.definition.limits.maxSignalBytes ?? DEFAULT_MAX_SIGNAL_BYTES;
+    const bytes = Buffer.byteLength(JSON.stringify(payload), 'utf8');
+    if (bytes > maxBytes) {
+      const message = `is ${bytes} bytes of JSON, more than the ${maxBytes} this pipeline takes (limits.maxSignalBytes)`;
+      throw new AppError(413, 'payload_too_large', 'Payload too large', `the signal payload ${message}`, { errors: [{ path: '/payload', message }] });
+    }
     if (!isOpen(run.desc)) throw runCompleted(run);
-    const input: SignalInput = { actor: run.principal.subject, payload: body.data.payload ?? {} };
+    let receipt: SignalReceipt;
     try {
-      await run.handle.signal(defineSignal<[SignalInput]>(name), input);
+      // An update rather than a signal: the run validates it first, so a refused one never enters its history, and
+      // a 202 means the run has recorded it.
+      receipt = await run.handle.executeUpdate(signalUpdate, { args: [{ name, actor: run.principal.subject, payload }] });
     } catch (err) {
+      const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (failure?.type === SIGNAL_REJECTIONS.limit) throw new ConflictError('signal_limit_reached', failure.message);
+      if (failure?.type === SIGNAL_REJECTIONS.unknown) {
+        throw new AppError(404, 'unknown_signal', 'Not found', `run "${run.runId}" was started with a definition that declares no signal "${name}"`);
+      }
       return closedMeanwhile(run, err);
     }
-    res.status(202).json({ runId: run.runId, signal: name, status: 'accepted' });
+    res.status(202).json({ runId: run.runId, signal: name, status: 'accepted', received: receipt.received, max: receipt.max });
   });
 
   router.post('/v1/runs/:pipeline/:id/cancel', async (req, res) => {

@@ -53,6 +53,13 @@ export interface PipelineLimits {
   maxConcurrentRuns: number;
   /** Largest accepted run input, measured as UTF-8 bytes of its JSON. @default 65536 @format bytes */
   maxInputBytes: number;
+  /**
+   * Declared signals one run accepts; the facade answers 409 past it, and plain signals are dropped. Absent when not
+   * authored (so definitions hash as before). @default DEFAULT_MAX_SIGNALS (100)
+   */
+  maxSignals?: number;
+  /** Largest signal payload the facade sends, as UTF-8 bytes of its JSON. @default DEFAULT_MAX_SIGNAL_BYTES (16384) @format bytes */
+  maxSignalBytes?: number;
 }
 
 /** Temporal activity retry policy for one stage, durations in milliseconds. */
@@ -701,12 +708,17 @@ const limitsSchema = z
     runTimeout: durationSchema.optional(),
     maxConcurrentRuns: z.number().int().min(1).optional(),
     maxInputBytes: z.number().int().min(1).optional(),
+    // Each signal adds its payload and an audit activity to the run's history, which Temporal caps (50 MB, 51,200 events).
+    maxSignals: z.number().int().min(1).max(1_000).optional(),
+    maxSignalBytes: z.number().int().min(1).max(262_144).optional(),
   })
   .transform(
     (raw): PipelineLimits => ({
       runTimeoutMs: raw.runTimeout ?? DEFAULT_RUN_TIMEOUT_MS,
       maxConcurrentRuns: raw.maxConcurrentRuns ?? DEFAULT_MAX_CONCURRENT_RUNS,
       maxInputBytes: raw.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+      ...(raw.maxSignals !== undefined ? { maxSignals: raw.maxSignals } : {}),
+      ...(raw.maxSignalBytes !== undefined ? { maxSignalBytes: raw.maxSignalBytes } : {}),
     }),
   );
 

@@ -47,6 +47,7 @@ access:
   signal: [operator, admin]
   cancel: [operator, admin]
 signals: [priority]
+limits: { maxSignals: 3, maxSignalBytes: 1024 }
 stages:
   - name: redact
     agent: pii-redact
@@ -386,6 +387,32 @@ describe('signals', () => {
       data: expect.objectContaining({ action: 'signal', reason: 'role_required', signal: 'priority' }),
     });
     expect(events.filter((e) => e.type === 'signal.received')).toHaveLength(2);
+    await call('POST', `/v1/runs/${runId}/cancel`, { as: 'starter', body: { reason: 'test cleanup' } });
+  });
+
+  test('a run takes limits.maxSignals signals of limits.maxSignalBytes at most: more is refused and never reaches its history', async () => {
+    const runId = await startRun('gated', 'flood me');
+    await awaitingApproval(runId, 'first-check');
+    const signal = (payload: Record<string, unknown>) => call('POST', `/v1/runs/${runId}/signals/priority`, { as: 'starter', body: { payload } });
+
+    const big = await signal({ blob: 'x'.repeat(1100) });
+    expect(big.status).toBe(413);
+    expect(big.json).toMatchObject({ code: 'payload_too_large', errors: [{ path: '/payload', message: expect.stringMatching(/^is 1\d{3} bytes of JSON, more than the 1024/) }] });
+    // Each answer comes once the run has recorded the signal.
+    for (let n = 1; n <= 3; n++) expect((await signal({ n })).json).toMatchObject({ signal: 'priority', received: n, max: 3 });
+    const over = await signal({ n: 4 });
+    expect(over.status).toBe(409);
+    expect(over.json).toMatchObject({ code: 'signal_limit_reached', detail: 'the run has received the 3 signals it takes (limits.maxSignals)' });
+    expect((await auditOf(runId)).filter((e) => e.type === 'signal.received')).toHaveLength(3);
+
+    // Sent straight to Temporal past the limit, a signal is only counted.
+    await env.client.workflow.getHandle(`${tenant}/${runId}`).signal('priority', { actor: 'cli-user', payload: { n: 5 } });
+    const run = await waitUntil('the dropped signal to be counted', async () => {
+      const r = await getRun(runId);
+      return r.signalsDropped === 1 ? r : undefined;
+    });
+    expect(run.signals.map((s) => s.actor)).toEqual([PRINCIPALS.starter.sub, PRINCIPALS.starter.sub, PRINCIPALS.starter.sub]);
+    expect((await auditOf(runId)).filter((e) => e.type === 'signal.received')).toHaveLength(3);
     await call('POST', `/v1/runs/${runId}/cancel`, { as: 'starter', body: { reason: 'test cleanup' } });
   });
 });

@@ -12,7 +12,7 @@ import { startPipelineRun, startPipelineWorker } from '../helpers/pipeline-worke
 import { createTestDatabase } from '../helpers/postgres';
 import { startTemporal } from '../helpers/temporal';
 import type { WorkflowHandle } from '@temporalio/client';
-import { approveUpdate, cancelSignal, progressQuery, type ApprovalDecisionInput } from '../../src/contracts';
+import { approveUpdate, cancelSignal, progressQuery, signalUpdate, type ApprovalDecisionInput } from '../../src/contracts';
 import { TEST_PIPELINES } from '../helpers/test-agents';
 import { approvalYaml, cancelYaml, deafYaml, parallelYaml, slowYaml } from '../helpers/test-pipelines';
 import { waitUntil } from '../helpers/wait';
@@ -60,6 +60,24 @@ const scenarios: { name: string; yaml: string; input: Record<string, unknown>; d
     yaml: approvalYaml({ before: 1500 }),
     input: {},
     drive: async (h) => {
+      await h.executeUpdate(approveUpdate, { args: [{ stage: 'review', decision: 'approve', approver: bob }] });
+    },
+  },
+  {
+    // Two signals delivered as updates, a third refused by the validator (never in the history), and a plain signal
+    // past limits.maxSignals dropped under patch signal-cap-v1.
+    name: 'signals-capped',
+    yaml: approvalYaml().replace('stages:', 'signals: [priority]\nlimits: { maxSignals: 2 }\nstages:'),
+    input: {},
+    drive: async (h) => {
+      await waitForStage(h, 'review', 'awaiting-approval');
+      for (const n of [1, 2]) await h.executeUpdate(signalUpdate, { args: [{ name: 'priority', actor: 'ops', payload: { n } }] });
+      await h.executeUpdate(signalUpdate, { args: [{ name: 'priority', actor: 'ops', payload: { n: 3 } }] }).then(
+        () => Promise.reject(new Error('the third signal was accepted')),
+        () => undefined,
+      );
+      await h.signal('priority', { actor: 'cli', payload: { n: 4 } });
+      await waitUntil('the plain signal to be dropped', async () => ((await h.query(progressQuery)).signalsDropped === 1 ? true : undefined));
       await h.executeUpdate(approveUpdate, { args: [{ stage: 'review', decision: 'approve', approver: bob }] });
     },
   },

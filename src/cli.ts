@@ -11,6 +11,7 @@ import { resolveLocalModel } from './llm';
 import { mintToken, ROLES, type Role } from './facade/auth';
 import { resolveTemporalCli } from './temporal/temporal-cli';
 import { resolveNginx, resolveSchemathesis } from './cli/test-tools';
+import { stdoutClosed } from './cli/stdout-closed';
 
 /** A path as the help shows it: relative to the current folder when inside it. */
 function shortPath(path: string): string {
@@ -104,7 +105,10 @@ function buildProgram(config: () => Config): Command {
 async function main(): Promise<void> {
   // `agentry backup list | head -1` closes the pipe early: stop quietly, as other command-line tools do.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
+    if (err.code === 'EPIPE') {
+      if (!stdoutClosed()) process.exit(0);
+      return;
+    }
     // The terminal went away (closed window, SIGHUP): keep going quietly, so a running demo still stops its stack.
     if (err.code === 'EIO') return;
     throw err;

@@ -9,6 +9,15 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The first line of `postmaster.pid` is the server's process id. */
 function postmasterPid(dataDir: string): number | undefined {
   try {
@@ -47,9 +56,18 @@ export async function startEmbeddedPostgres(opts: { stateDir: string; port: numb
   }
   await pg.start();
   if (fresh) await pg.createDatabase('agentry');
+  const pid = postmasterPid(dataDir);
   return {
     url: `postgres://agentry:agentry@127.0.0.1:${opts.port}/agentry`,
-    pid: postmasterPid(dataDir),
-    stop: () => pg.stop(),
+    pid,
+    // The package waits for the server's exit event, which never comes again if the server has already ended (a
+    // terminal's Ctrl-C reaches it directly): with nothing else to wait for, Node would end this process with code 0
+    // halfway through its shutdown. A server already gone needs no stop, and the wait is bounded either way.
+    stop: async () => {
+      if (pid !== undefined && !processAlive(pid)) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pg.stop(), new Promise<void>((r) => (timer = setTimeout(r, 15_000)))]);
+      clearTimeout(timer);
+    },
   };
 }

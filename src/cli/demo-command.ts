@@ -11,6 +11,7 @@ import { RunEta } from './run-eta';
 import { percentile, table } from './stats';
 import { checkTickets, InputFileError, readTickets, ticketRunInput, type Ticket } from './ticket-input';
 import { PROJECT_CLI } from '../temporal/temporal-cli';
+import { onStdoutClosed } from './stdout-closed';
 
 const ROOT = resolve(__dirname, '..', '..');
 /** The sample tickets the demo runs when --input is not given. */
@@ -139,7 +140,8 @@ function summarise(outcomes: RunOutcome[], stack: Stack, wallMs: number, out: (l
   const completed = outcomes.filter((o) => o.status === 'completed');
   const failed = outcomes.filter((o) => o.status === 'failed');
   out('');
-  out(`Runs: ${completed.length} completed, ${failed.length} failed in ${(wallMs / 1000).toFixed(1)} s (${(outcomes.length / (wallMs / 1000)).toFixed(1)} runs/s)`);
+  const rate = outcomes.length / (wallMs / 1000);
+  out(`Runs: ${completed.length} completed, ${failed.length} failed in ${(wallMs / 1000).toFixed(1)} s (${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)} runs/s)`);
   for (const f of failed.slice(0, 5)) out(`  failed: ${f.runId ?? f.ticket.ticketId}: ${f.error ?? 'unknown error'}`);
 
   const byStage = new Map<string, number[]>();
@@ -282,8 +284,11 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
   // A closed terminal (SIGHUP) stops the stack too; writes to that terminal fail from then on, which cli.ts ignores.
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSigint);
+  // Output piped into a reader that leaves (`| head`) ends the demo the same way, stack stopped first.
+  onStdoutClosed(onSigint);
   const unhook = () => {
     for (const s of signals) process.off(s, onSigint);
+    onStdoutClosed(undefined);
   };
   let stack: Stack;
   try {
@@ -318,6 +323,17 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       ttlS: tokenTtlS,
       maxLifetimeS: config.JWT_MAX_TOKEN_LIFETIME_S,
     });
+    // The printed command carries a token of its own, so a person's decision is not listed as the demo's.
+    const personToken = await mintToken({
+      secret: stack.jwtSecret,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      subject: 'you',
+      tenant: 'demo',
+      roles: ['approver'],
+      ttlS: tokenTtlS,
+      maxLifetimeS: config.JWT_MAX_TOKEN_LIFETIME_S,
+    });
     let announced = 0;
     const review: ReviewPolicy = {
       auto: opts.autoApprove,
@@ -332,7 +348,7 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
             '',
             `Run ${runId} waits for a person to review it (stage "${stage}"). Approve it over HTTP:`,
             `  curl -X POST ${stack.facadeUrl}/v1/runs/${runId}/approvals -H 'content-type: application/json' \\`,
-            `    -H 'Authorization: Bearer ${reviewerToken}' \\`,
+            `    -H 'Authorization: Bearer ${personToken}' \\`,
             `    -d '{"stage":"${stage}","decision":"approve","comment":"looks right"}'`,
             'or with the Temporal CLI:',
             `  ${temporal} workflow signal --address ${stack.temporalAddress} --workflow-id 'demo/${runId}' --name approve \\`,

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -85,6 +85,9 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   return new Promise((resolveStop) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
+    // A child tied to this process may have been unref'd: waiting for it must keep the event loop alive, or Node
+    // would end this process (with exit code 0) once the SIGKILL timer has fired, before the child has exited.
+    child.ref();
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {
       clearTimeout(timer);
@@ -139,6 +142,20 @@ export async function startEmbeddedDatabase(opts: { stateDir: string; port: numb
     return await startEmbeddedPostgres({ stateDir: opts.stateDir, port: opts.port, log: opts.log });
   } catch (err) {
     throw embeddedPostgresError(err, { ...where, portInUse: false });
+  }
+}
+
+/**
+ * Spawns a child in a process group of its own whose stdout and stderr are its log file itself, not pipes through
+ * this process: a child that outlives this process (killed, or its terminal closed) must not block writing its
+ * last log lines into a pipe nobody reads.
+ */
+function spawnLogged(command: string, args: string[], logFile: string, opts: { env?: NodeJS.ProcessEnv; cwd?: string }): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  try {
+    return spawn(command, args, { ...opts, stdio: ['ignore', fd, fd], detached: true });
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -298,11 +315,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...(facadePortFor(opts) ? ['--ui-codec-endpoint', `http://127.0.0.1:${facadePortFor(opts)}/codec`] : []),
       ];
       const logFile = join(logsDir, 'temporal.log');
-      const out = createWriteStream(logFile, { flags: 'a' });
-      temporalServer = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      temporalServer = spawnLogged(cli, args, logFile, {});
       if (temporalServer.pid) remember({ what: 'the Temporal dev server', pid: temporalServer.pid, marker: dbFile });
-      temporalServer.stdout?.pipe(out);
-      temporalServer.stderr?.pipe(out);
       log(`Temporal: starting the dev server (state in ${dbFile}, Web UI on ${uiUrl})`);
       await waitFor('the Temporal dev server', async () => {
         const client = await connectClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE }, 1000);
@@ -378,10 +392,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     };
     const spawnProcess = (name: string, entry: string) => {
       const logFile = join(logsDir, `${name}.log`);
-      const out = createWriteStream(logFile, { flags: 'a' });
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true });
-      child.stdout?.pipe(out);
-      child.stderr?.pipe(out);
+      const child = spawnLogged(process.execPath, ['--import', 'tsx', join(ROOT, entry)], logFile, { env: childEnv, cwd: ROOT });
       children.push(child);
       return { child, logFile };
     };

@@ -8,7 +8,7 @@ import { hasLoneSurrogate } from '../security/unicode';
 /** Keys that reach object prototypes when a body is merged or assigned into another object. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-export type BodyProblemCode = 'forbidden_key' | 'invalid_unicode' | 'nesting_too_deep';
+export type BodyProblemCode = 'forbidden_key' | 'invalid_unicode' | 'nesting_too_deep' | 'number_out_of_range';
 
 export interface BodyProblem {
   code: BodyProblemCode;
@@ -41,6 +41,11 @@ export function inspectJson(value: unknown, opts: InspectOptions = {}): BodyProb
     const { value: v, path, depth } = stack.pop()!;
     if (typeof v === 'string') {
       if (hasLoneSurrogate(v)) problems.push({ code: 'invalid_unicode', path, message: 'contains a lone UTF-16 surrogate' });
+      continue;
+    }
+    if (typeof v === 'number') {
+      // JSON.parse reads 1e400 as Infinity, which no JSON encoder (nor the audit hash) can write back.
+      if (!Number.isFinite(v)) problems.push({ code: 'number_out_of_range', path, message: 'is a number too large to represent (beyond ±1.8e308)' });
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
@@ -76,6 +81,7 @@ const TITLES: Record<BodyProblemCode, string> = {
   forbidden_key: 'Forbidden key in the request body',
   invalid_unicode: 'Invalid Unicode in the request body',
   nesting_too_deep: 'Request body nested too deeply',
+  number_out_of_range: 'Number out of range in the request body',
 };
 
 /** The 400 for a body's problems: `code` is the first problem's, `errors` lists each with its JSON path. */

@@ -441,6 +441,10 @@ describe('request hygiene', () => {
     const malformed = await start('{"input": {"text": "hi"');
     expect(malformed.status).toBe(400);
     expect(malformed.json.code).toBe('invalid_json');
+    // 1e400 parses as Infinity, which used to reach the idempotency hash as a 500.
+    const huge = await start('{"input": {"text": "hi", "n": 1e400}}', { 'idempotency-key': 'huge-number' });
+    expect(huge.status).toBe(400);
+    expect(huge.json).toMatchObject({ code: 'number_out_of_range', errors: [{ path: '/input/n' }] });
     const scalar = await start('"just a string"');
     expect(scalar.status).toBe(400);
     expect(scalar.json.code).toBe('invalid_json');

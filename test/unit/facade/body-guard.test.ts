@@ -13,6 +13,13 @@ describe('inspectJson', () => {
     ]);
   });
 
+  test('refuses numbers JSON.parse reads as ±Infinity, and keeps large finite ones', () => {
+    expect(inspectJson(parse('{"input": {"n": 1e400, "m": [-1e999], "ok": 1.7e308, "tiny": 1e-400}}'))).toEqual([
+      { code: 'number_out_of_range', path: '/input/n', message: 'is a number too large to represent (beyond ±1.8e308)' },
+      { code: 'number_out_of_range', path: '/input/m/0', message: 'is a number too large to represent (beyond ±1.8e308)' },
+    ]);
+  });
+
   test('lets look-alike keys through', () => {
     expect(inspectJson(parse('{"proto": 1, "__proto": 2, "Constructor": 3, "prototypes": 4, "text": "__proto__"}'))).toEqual([]);
   });

@@ -32,9 +32,12 @@ function isRealDateTime(v: string): boolean {
   if (!m) return false;
   const [year, month, day, hour, minute, second = 0, offH = 0, offM = 0] = m.slice(1).map((x) => (x === undefined ? undefined : Number(x))) as number[];
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return (
-    year >= 1970 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offH <= 23 && offM <= 59
-  );
+  if (!(year >= 1970 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offH <= 23 && offM <= 59)) {
+    return false;
+  }
+  // The zone offset can carry the instant past either end (9999-12-31T23:59-01:00 is in year 10000 in UTC).
+  const instant = Date.parse(v);
+  return instant >= Date.UTC(1970, 0, 1) && instant < Date.UTC(10_000, 0, 1);
 }
 
 const isoDateTime = z.string().refine(isRealDateTime, {

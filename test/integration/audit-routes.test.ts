@@ -142,6 +142,10 @@ describe('GET /v1/audit', () => {
     ['to=0000-06-01T00:00:00Z', '/to'],
     ['from=2026-02-30T00:00:00Z', '/from'],
     ['to=2026-01-01T24:00:00Z', '/to'],
+    // In range where written, out of it in UTC once the offset is applied.
+    ['from=9999-12-31T23:59:59-23:59', '/from'],
+    ['to=9999-12-31T23:59:59-01:00', '/to'],
+    ['from=1970-01-01T00:00:00%2B01:00', '/from'],
     ['cursor=abc', '/cursor'],
     ['limit=0', '/limit'],
     ['limit=501', '/limit'],

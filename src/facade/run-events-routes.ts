@@ -13,6 +13,8 @@ export interface RunEventsOptions {
   keepAliveMs?: number;
   /** A stream ends after this long; the client reconnects with `Last-Event-ID`. @default 3_600_000 (1h) @format ms */
   maxStreamMs?: number;
+  /** How often a stream also asks Temporal whether the run has closed (its own state cannot tell a termination). @default 2_000 @format ms */
+  describeEveryMs?: number;
   /** Streams one subject may hold open on this replica at once; more answer 429. @default 10 */
   maxStreamsPerSubject?: number;
   /** Streams one tenant may hold open on this replica at once, over all its subjects; more answer 429. @default 200 */
@@ -126,7 +128,7 @@ interface Snapshot {
  * The run's transitions now. A workflow that reports a final status may still be closing, so Temporal decides
  * whether the run is over; a closed run that can no longer answer queries yields its result or failure details.
  */
-async function snapshot(run: RunRef): Promise<Snapshot> {
+async function snapshot(run: RunRef, askTemporal: boolean): Promise<Snapshot> {
   let progress: RunProgress | undefined;
   let queryError: unknown;
   try {
@@ -134,7 +136,9 @@ async function snapshot(run: RunRef): Promise<Snapshot> {
   } catch (err) {
     queryError = err;
   }
-  if (progress && !FINAL.has(progress.status)) return { transitions: progress.transitions ?? [] };
+  // A run that reports itself still going may have been closed from outside (terminated, or timed out by Temporal):
+  // its replayed state would say "running" for ever, so now and then Temporal is asked as well.
+  if (progress && !FINAL.has(progress.status) && !askTemporal) return { transitions: progress.transitions ?? [] };
   const desc = await run.handle.describe();
   if (isOpen(desc)) {
     if (!progress) throw queryError;
@@ -160,6 +164,7 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
   const pollMs = deps.pollMs ?? 250;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
+  const describeEveryMs = deps.describeEveryMs ?? 2_000;
   const quota = createStreamQuota(deps.maxStreamsPerSubject ?? 10, deps.maxStreamsPerTenant ?? 200, deps.maxStreams ?? 1000, deps.metrics);
   const router = Router();
 
@@ -217,11 +222,14 @@ export function createRunEventsRoutes(deps: RunEventsDeps): Router {
     if (deps.shutdown.aborted) onShutdown();
 
     let failures = 0;
+    let describedAt = Date.now();
     try {
       while (!stop.signal.aborted) {
         let snap: Snapshot;
         try {
-          snap = await snapshot(run);
+          const askTemporal = Date.now() - describedAt >= describeEveryMs;
+          if (askTemporal) describedAt = Date.now();
+          snap = await snapshot(run, askTemporal);
           failures = 0;
         } catch (err) {
           // Temporal or the worker may be briefly unreachable; keep the stream and try again, backing off.

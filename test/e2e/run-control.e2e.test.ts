@@ -556,6 +556,17 @@ describe('events', () => {
     expect(bad.status).toBe(400);
   });
 
+  test('a run terminated through Temporal (its own state still says waiting) ends its stream too', async () => {
+    const runId = await startRun('gated', 'stream then terminate');
+    const waiting = await awaitingApproval(runId, 'first-check');
+    await env.client.workflow.getHandle(`${tenant}/${runId}`).terminate('operator pulled the plug');
+    const stream = await readEvents(`/v1/runs/${runId}/events`, { timeoutMs: 20_000 });
+    expect(transitionsOf(stream.events).map((s) => s.t)).toEqual(waiting.transitions);
+    const last = stream.events[stream.events.length - 1];
+    expect(last.event).toBe('end');
+    expect(JSON.parse(last.data)).toMatchObject({ runId, temporalStatus: 'TERMINATED' });
+  });
+
   test('a cancelled run streams its cancellation and ends with status cancelled', async () => {
     const runId = await startRun('gated', 'stream then cancel');
     await awaitingApproval(runId, 'first-check');

@@ -3,7 +3,9 @@
  * worker hosts, and reports every problem with its file, line, stage and field. A definition that loads is
  * one the workflow can interpret without meeting an unknown agent, input key or reference at run time.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import type { Dirent } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -64,7 +66,27 @@ export async function loadPipelineFile(
   agents: AgentCatalog,
   options: PipelineLoaderOptions = {},
 ): Promise<PipelineDefinition> {
-  return parsePipelineText(await readFile(path, 'utf8'), basename(path), agents, options);
+  return parsePipelineText(decodeDefinition(await readFile(path), basename(path)), basename(path), agents, options);
+}
+
+/** Largest definition file read: real ones are a few KiB. */
+const MAX_DEFINITION_BYTES = 1024 * 1024;
+
+/** A definition file's text: UTF-8 only (invalid bytes would silently become U+FFFD), bounded, without a BOM. */
+function decodeDefinition(bytes: Buffer, file: string): string {
+  if (bytes.length > MAX_DEFINITION_BYTES) {
+    throw new PipelineDefinitionError([{ file, field: '', message: `the file is ${bytes.length} bytes; a definition may have at most ${MAX_DEFINITION_BYTES}` }]);
+  }
+  if (!isUtf8(bytes)) throw new PipelineDefinitionError([{ file, field: '', message: 'the file is not valid UTF-8' }]);
+  return bytes.toString('utf8').replace(/^\uFEFF/, '');
+}
+
+/** Regular files, and symbolic links to them (a Kubernetes ConfigMap volume holds only links). */
+async function isDefinitionFile(dir: string, entry: Dirent): Promise<boolean> {
+  if (!DEFINITION_EXTENSIONS.has(extname(entry.name).toLowerCase())) return false;
+  if (entry.isFile()) return true;
+  if (!entry.isSymbolicLink()) return false;
+  return (await stat(join(dir, entry.name)).catch(() => undefined))?.isFile() ?? false;
 }
 
 /**
@@ -78,16 +100,15 @@ export async function loadPipelineDir(
   options: PipelineLoaderOptions = {},
 ): Promise<Map<string, PipelineDefinition>> {
   const schema = schemaFor(options);
-  const files = (await readdir(dir, { withFileTypes: true }))
-    .filter((entry) => entry.isFile() && DEFINITION_EXTENSIONS.has(extname(entry.name).toLowerCase()))
-    .map((entry) => entry.name)
-    .sort();
+  const files: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) if (await isDefinitionFile(dir, entry)) files.push(entry.name);
+  files.sort();
   const definitions = new Map<string, PipelineDefinition>();
   const fileOf = new Map<string, string>();
   const problems: PipelineProblem[] = [];
   for (const file of files) {
     try {
-      const { definition, source } = parseSource(await readFile(join(dir, file), 'utf8'), file, agents, options, schema);
+      const { definition, source } = parseSource(decodeDefinition(await readFile(join(dir, file)), file), file, agents, options, schema);
       const earlier = fileOf.get(definition.name);
       if (earlier !== undefined) {
         problems.push({
@@ -124,6 +145,18 @@ function parseSource(
   options: PipelineLoaderOptions,
   schema: DefinitionSchema = schemaFor(options),
 ): { definition: PipelineDefinition; source: SourceDocument } {
+  try {
+    return parseChecked(text, file, agents, schema);
+  } catch (err) {
+    // Recursive parsing and validation overflow the stack on absurdly deep nesting: a problem of the file, not a crash.
+    if (err instanceof RangeError && /call stack/i.test(err.message)) {
+      throw new PipelineDefinitionError([{ file, field: '', message: 'the document nests too deeply to read' }]);
+    }
+    throw err;
+  }
+}
+
+function parseChecked(text: string, file: string, agents: AgentCatalog, schema: DefinitionSchema): { definition: PipelineDefinition; source: SourceDocument } {
   const source = readSource(text, file);
   const result = schema.safeParse(source.data);
   if (!result.success) {
@@ -175,6 +208,11 @@ function readSource(text: string, file: string): SourceDocument {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const [syntaxError] = doc.errors;
+  // JSON.parse keeps the last of two equal keys without a word; the YAML reading of the same text notices.
+  const duplicate = extension === '.json' ? doc.errors.find((e) => e.code === 'DUPLICATE_KEY') : undefined;
+  if (duplicate) {
+    throw new PipelineDefinitionError([{ file, line: lineCounter.linePos(duplicate.pos[0]).line, field: '', message: `JSON error: ${duplicate.message}` }]);
+  }
   if (extension !== '.json' && syntaxError) {
     // Only the first: after one syntax error the parser's later complaints are mostly echoes of it.
     throw new PipelineDefinitionError([

@@ -1,4 +1,6 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import {
@@ -333,6 +335,38 @@ describe('loadPipelineDir', () => {
     const defs = await loadPipelineDir(join(FIXTURES, 'dir-ok'), agents);
     expect([...defs.keys()]).toEqual(['echo-lookup', 'redact-only']);
     expect(defs.get('echo-lookup')!.version).toBe(2);
+  });
+
+  it('loads definitions that are symbolic links to files, as a Kubernetes ConfigMap volume mounts them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentry-pipelines-'));
+    mkdirSync(join(dir, '..data'));
+    copyFileSync(join(FIXTURES, 'dir-ok', 'echo-lookup.yaml'), join(dir, '..data', 'echo-lookup.yaml'));
+    symlinkSync(join('..data', 'echo-lookup.yaml'), join(dir, 'echo-lookup.yaml'));
+    symlinkSync('missing.yaml', join(dir, 'dangling.yaml'));
+    expect([...(await loadPipelineDir(dir, agents)).keys()]).toEqual(['echo-lookup']);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names files that are not UTF-8, too large or too deep, and reads past a BOM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentry-pipelines-'));
+    const good = readFileSync(join(FIXTURES, 'dir-ok', 'echo-lookup.yaml'));
+    writeFileSync(join(dir, 'a-bom.yaml'), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), good]));
+    writeFileSync(join(dir, 'b-latin1.yaml'), Buffer.concat([good, Buffer.from('# caf\xe9\n', 'latin1')]));
+    writeFileSync(join(dir, 'c-huge.yaml'), `${good.toString()}# ${'x'.repeat(1024 * 1024)}\n`);
+    writeFileSync(join(dir, 'd-deep.yaml'), `${good.toString()}x: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+    const err = await loadPipelineDir(dir, agents).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PipelineDefinitionError);
+    expect((err as PipelineDefinitionError).problems).toEqual([
+      { file: 'b-latin1.yaml', field: '', message: 'the file is not valid UTF-8' },
+      { file: 'c-huge.yaml', field: '', message: expect.stringMatching(/^the file is 10\d{5} bytes; a definition may have at most 1048576$/) },
+      { file: 'd-deep.yaml', field: '', message: expect.stringMatching(/nests too deeply|YAML/) },
+    ]);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses a JSON definition with a key given twice, at its line', () => {
+    const json = '{\n  "name": "a",\n  "name": "b"\n}\n';
+    expect(firstProblem(json, 'twice.json')).toMatchObject({ file: 'twice.json', line: 3, message: expect.stringMatching(/^JSON error: .*unique/i) });
   });
 
   it('gathers the problems of every file, including a pipeline name defined twice', async () => {

@@ -1,5 +1,5 @@
-import { createWriteStream, existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -68,6 +68,18 @@ function databaseAction<A extends unknown[]>(config: () => Config, action: (...a
 }
 
 /** `agentry audit verify`, `agentry audit heads` and `agentry audit export`. */
+/** `--out: cannot write FILE: why`, in words for the usual reasons. */
+function cannotWrite(file: string, err: NodeJS.ErrnoException): Error {
+  const reasons: Record<string, string> = {
+    ENOENT: 'its folder does not exist',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOSPC: 'no space left on the device',
+    EROFS: 'the file system is read-only',
+  };
+  return new Error(`--out: cannot write ${file}: ${reasons[err.code ?? ''] ?? err.message}`);
+}
+
 export function registerAuditCommands(program: Command, config: () => Config, say: Say): void {
   const audit = program.command('audit').description('read and prove the audit trail');
 
@@ -165,8 +177,7 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       if (opts.out) {
         const out = opts.out;
         await writeFile(out, text).catch((err: NodeJS.ErrnoException) => {
-          const why = err.code === 'ENOENT' ? 'its folder does not exist' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'it is a folder' : err.message;
-          throw new Error(`--out: cannot write ${out}: ${why}`);
+          throw cannotWrite(out, err);
         });
       } else process.stdout.write(text);
       const empty = tenants === 0 ? ' (the audit trail is empty: these heads anchor nothing)' : '';
@@ -183,7 +194,21 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
       const cfg = requireKeys(config(), ['DATABASE_URL']);
       const keys = opts.unseal ? sealKeysFromConfig(cfg).keys : undefined;
       const pool = new Pool({ connectionString: cfg.DATABASE_URL, max: 2 });
-      const out = opts.out ? createWriteStream(opts.out, { mode: opts.unseal ? 0o600 : 0o644 }) : process.stdout;
+      // Opened before anything is read, so a path that cannot be written is said at once; every write is awaited,
+      // so a full disk fails the command instead of ending it 'exported' with a short file.
+      const file = opts.out;
+      const handle = file ? await open(file, 'w', opts.unseal ? 0o600 : 0o644).catch((err: NodeJS.ErrnoException) => Promise.reject(cannotWrite(file, err))) : undefined;
+      let pending = '';
+      const flush = async () => {
+        const chunk = pending;
+        pending = '';
+        if (!chunk) return;
+        if (!handle) {
+          if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+          return;
+        }
+        await handle.write(chunk).catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`${cannotWrite(file!, err).message}; the file is incomplete`)));
+      };
       let events = 0;
       let unopened = 0;
       try {
@@ -199,16 +224,17 @@ export function registerAuditCommands(program: Command, config: () => Config, sa
               ...(opened.failures.length ? { sealFailures: opened.failures.map((f) => ({ field: f.field, reason: f.reason, keyId: f.keyId })) } : {}),
             };
           }
-          if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+          pending += `${JSON.stringify(line)}\n`;
+          if (pending.length >= 64 * 1024) await flush();
           events++;
         }
+        await flush();
+        await handle?.sync().catch(() => undefined);
       } finally {
         await pool.end();
-        if (opts.out) {
-          out.end();
-          await once(out, 'finish');
-        }
+        await handle?.close();
       }
+      if (opts.tenant && events === 0) throw new Error(`tenant "${opts.tenant}" has no audit events (check the tenant name)`);
       process.stderr.write(`exported ${count(events, 'event')}${opts.out ? ` to ${opts.out}` : ''}${unopened ? `; ${count(unopened, 'sealed field')} could not be opened (unknown key id or altered)` : ''}\n`);
       if (unopened) process.exitCode = 1;
     }));

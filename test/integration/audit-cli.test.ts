@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuditStore } from '../../src/audit';
 import type { AuditEventInput } from '../../src/contracts';
@@ -107,4 +108,19 @@ test('audit verify --tenant fails with exit code 2 for a tenant without events, 
   } finally {
     await empty.drop();
   }
+});
+
+test('audit export --out names a path it cannot write, a full disk, and an unknown tenant, with exit code 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'agentry-export-'));
+  const [noFolder, folder, full, mistyped] = await Promise.all([
+    agentry('audit', 'export', '--out', join(dir, 'missing', 'x.ndjson')),
+    agentry('audit', 'export', '--out', dir),
+    existsSync('/dev/full') ? agentry('audit', 'export', '--out', '/dev/full') : Promise.resolve(undefined),
+    agentry('audit', 'export', '--tenant', 'cli-okk', '--out', join(dir, 'none.ndjson')),
+  ]);
+  expect(noFolder).toMatchObject({ code: 1, stderr: `agentry: --out: cannot write ${join(dir, 'missing', 'x.ndjson')}: its folder does not exist\n` });
+  expect(folder).toMatchObject({ code: 1, stderr: `agentry: --out: cannot write ${dir}: it is a folder\n` });
+  if (full) expect(full).toMatchObject({ code: 1, stderr: 'agentry: --out: cannot write /dev/full: no space left on the device; the file is incomplete\n' });
+  expect(mistyped).toMatchObject({ code: 1, stderr: 'agentry: tenant "cli-okk" has no audit events (check the tenant name)\n' });
+  rmSync(dir, { recursive: true });
 });

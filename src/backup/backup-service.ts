@@ -294,8 +294,14 @@ export function createBackupService(opts: BackupServiceOptions) {
       const problems = await checkFiles(folder, read.manifest);
       let recorded: BackupVerification['recorded'];
       try {
-        const created = (await opts.audit.listByRun(SYSTEM_TENANT, target)).find((e) => e.type === 'backup.created');
-        recorded = !created ? 'unrecorded' : created.data.manifestSha256 === read.sha256 ? 'match' : 'mismatch';
+        const events = await opts.audit.listByRun(SYSTEM_TENANT, target);
+        // A restored database lacks the backup's own backup.created (written after its dump); the backup.restored
+        // recorded by that restore vouches for the manifest instead.
+        const created = events.find((e) => e.type === 'backup.created');
+        const restored = events.filter((e) => e.type === 'backup.restored');
+        if (created) recorded = created.data.manifestSha256 === read.sha256 ? 'match' : 'mismatch';
+        else if (restored.length > 0) recorded = restored.some((e) => e.data.manifestSha256 === read.sha256) ? 'match' : 'mismatch';
+        else recorded = 'unrecorded';
       } catch {
         recorded = 'unchecked';
       }

@@ -109,6 +109,17 @@ test('backup, drop the schema, restore: every chain verifies and the counts are 
   expect(grants.rows[0]).toEqual({ i: true, u: false });
 });
 
+test('a backup can be restored again after a restore (its backup.restored vouches for it)', async () => {
+  const svc = backups();
+  const s = await svc.create({ actor: 'test' });
+  const before = await counts();
+  await svc.restore(s.id, { actor: 'first' });
+  await expect(svc.verify(s.id)).resolves.toMatchObject({ ok: true, recorded: 'match' });
+  await svc.restore(s.id, { actor: 'second' });
+  expect(await counts()).toEqual(before);
+  await expect(audit.verify()).resolves.toMatchObject({ ok: true });
+});
+
 test('without pg_dump, a logical NDJSON export restores the same way', async () => {
   const svc = backups({ pgDump: null });
   const s = await svc.create({ actor: 'test' });

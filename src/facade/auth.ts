@@ -15,12 +15,15 @@ const claimsSchema = z.object({
   // Printable characters only: the subject is written to logs and the audit trail as the actor.
   sub: z
     .string()
-    .min(1)
-    .max(256)
+    .min(1, 'must not be empty')
+    .max(256, 'must be at most 256 characters')
     .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    // Invisible format characters (bidi overrides, zero-width joiners) would let two actors look alike in the audit trail.
+    .regex(/^[^\p{Cf}\p{Zl}\p{Zp}]+$/u, 'must not contain invisible format characters (bidi controls, zero-width characters)')
+    .regex(/^\S(.*\S)?$/su, 'must not be blank or start or end with white space')
     // A lone UTF-16 surrogate is not text: it cannot be stored or audited as it is.
     .refine((v) => !hasLoneSurrogate(v), 'must be well-formed Unicode (no lone surrogates)'),
-  tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'tenant must be a lowercase slug'),
+  tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'tenant must be a lowercase slug (a-z, 0-9, "_" and "-", at most 63, starting with a letter or digit)'),
   roles: z.array(z.enum(ROLES)).max(ROLES.length),
 });
 
@@ -165,7 +168,8 @@ export function createAuthenticator(opts: AuthOptions, metrics?: HttpMetrics) {
 
   const middleware: RequestHandler = async (req, res, next) => {
     const header = req.headers.authorization;
-    const match = header ? /^Bearer ([A-Za-z0-9_\-.]+)$/.exec(header) : null;
+    // The scheme name is case-insensitive (RFC 9110, section 11.1).
+    const match = header ? /^Bearer +([A-Za-z0-9_\-.]+)$/i.exec(header) : null;
     try {
       if (!match) throw unauthorized('missing', 'a bearer token is required (Authorization: Bearer <jwt>)');
       req.principal = await verifyToken(match[1]);
@@ -202,6 +206,13 @@ export async function mintToken(opts: {
 }): Promise<string> {
   const ttlS = opts.ttlS ?? 3600;
   const maxLifetimeS = opts.maxLifetimeS ?? DEFAULT_MAX_TOKEN_LIFETIME_S;
+  // The facade checks these claims on every request: a token it would refuse is not minted.
+  const claims = claimsSchema.safeParse({ sub: opts.subject, tenant: opts.tenant, roles: opts.roles });
+  if (!claims.success) {
+    const issue = claims.error.issues[0];
+    const field = { sub: 'subject', tenant: 'tenant', roles: 'roles' }[String(issue.path[0])] ?? String(issue.path[0]);
+    throw new RangeError(`the token's ${field} ${issue.message.replace(/^tenant /, '')}; the facade would refuse it`);
+  }
   if (ttlS > maxLifetimeS) {
     throw new RangeError(`a token lifetime of ${ttlS} s exceeds JWT_MAX_TOKEN_LIFETIME_S (${maxLifetimeS} s); the facade would refuse it`);
   }

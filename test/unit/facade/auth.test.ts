@@ -128,6 +128,28 @@ test('refuses claims that do not fit the principal (tenant slug, known roles)', 
   expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'a\ud800' })))).detail).toContain('"sub" is invalid');
   expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'a\u0007' })))).detail).toContain('"sub" is invalid');
   await expect(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'José 😀' }))).resolves.toMatchObject({ subject: 'José 😀' });
+  // Subjects that would look like another actor, or like no one, in the audit trail.
+  for (const sub of ['ad\u202emin', 'ad\u200bmin', '   ', ' alice', 'alice\t', 'a\u2028b']) {
+    expect((await refusal(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub })))).detail).toContain('"sub" is invalid');
+  }
+  await expect(auth(rsaKey).verify(await sign(rsa.privateKey, 'RS256', { sub: 'Ada Lovelace' }))).resolves.toMatchObject({ subject: 'Ada Lovelace' });
+});
+
+test('mintToken refuses claims the facade would refuse, naming the claim', async () => {
+  const base = { secret: 'm'.repeat(40), issuer: ISS, audience: AUD, subject: 'dev', tenant: 't1', roles: ['viewer' as const] };
+  await expect(mintToken({ ...base, subject: '' })).rejects.toThrow("the token's subject must not be empty; the facade would refuse it");
+  await expect(mintToken({ ...base, subject: 'a\nb' })).rejects.toThrow("the token's subject must not contain control characters");
+  await expect(mintToken({ ...base, tenant: 'Bad Tenant!' })).rejects.toThrow(/^the token's tenant must be a lowercase slug \(/);
+});
+
+test('the Authorization scheme is case-insensitive', async () => {
+  const token = await sign(rsa.privateKey, 'RS256');
+  for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+    const req = { headers: { authorization: `${scheme} ${token}` } } as unknown as Parameters<ReturnType<typeof auth>['middleware']>[0];
+    const next = jest.fn();
+    await auth(rsaKey).middleware(req, { getHeader: () => undefined } as never, next);
+    expect(next).toHaveBeenCalledWith();
+  }
 });
 
 test('refuses malformed tokens as invalid', async () => {

@@ -3,6 +3,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { approveUpdate, cancelSignal, DEFAULT_MAX_SIGNAL_BYTES, signalUpdate, type ApprovalRecord, type SignalReceipt } from '../contracts';
+import { STAGE_NAME_PATTERN } from '../pipelines/definition-schema';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
 import { AppError, ConflictError, ForbiddenError, ValidationError } from './errors';
 import { findRun, hasRole, isOpen, type RunRef } from './run-lookup';
@@ -16,7 +17,8 @@ export interface RunControlDeps {
 
 const approvalBodySchema = z
   .object({
-    stage: z.string().min(1).max(128),
+    // A stage name as definitions write them: a refused request is audited with it, so no free text gets in.
+    stage: z.string().max(64).regex(STAGE_NAME_PATTERN, 'expected a stage name: lower case letters, digits, "_" or "-", starting with a letter'),
     decision: z.enum(['approve', 'reject']),
     comment: z.string().max(2000).optional(),
   })

@@ -339,6 +339,8 @@ describe('approvals', () => {
     for (const body of [
       { stage: 'first-check', decision: 'maybe' },
       { stage: 'first-check', decision: 'approve', comment: 'x'.repeat(2001) },
+      { stage: 'First Check! <script>', decision: 'approve' },
+      { stage: 'a'.repeat(65), decision: 'approve' },
       { stage: 'first-check', decision: 'approve', approver: { subject: 'someone-else' } },
       { decision: 'approve' },
     ]) {

@@ -152,12 +152,22 @@ export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => next(new NotFoundError(`route ${req.method} ${req.path}`));
 }
 
+/** zlib refusing a body that says it is compressed (`Content-Encoding: gzip`) but is not: the caller's fault. */
+function fromDecompression(err: { code?: unknown }, req: Parameters<RequestHandler>[0]): AppError | undefined {
+  if (typeof err?.code !== 'string' || !err.code.startsWith('Z_')) return undefined;
+  const encoding = String(req.headers['content-encoding'] ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+  return new AppError(400, 'invalid_content_encoding', 'Malformed compressed body', `the body is not valid ${encoding || 'compressed'} data (Content-Encoding)`);
+}
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr =
       err instanceof AppError
         ? err
-        : (fromBodyParser(err as { type?: string; status?: number; limit?: number }) ?? fromClientError(err ?? {}) ?? fromUnavailableDependency(err));
+        : (fromBodyParser(err as { type?: string; status?: number; limit?: number }) ??
+          fromDecompression(err ?? {}, req) ??
+          fromClientError(err ?? {}) ??
+          fromUnavailableDependency(err));
     if (appErr) {
       sendProblem(res, appErr);
       return;

@@ -435,6 +435,9 @@ describe('request hygiene', () => {
     expect(alias.json.detail).toMatch(/charset "UTF8" is not accepted.*charset=utf-8/);
     const compressed = await start(gzipSync('{"input": {"text": "hi"}}'), { 'content-encoding': 'gzip' });
     expect(compressed.status).toBe(202);
+    const notGzip = await start('{"input": {"text": "hi"}}', { 'content-encoding': 'gzip' });
+    expect(notGzip.status).toBe(400);
+    expect(notGzip.json).toMatchObject({ code: 'invalid_content_encoding', detail: 'the body is not valid gzip data (Content-Encoding)' });
     const unknownEncoding = await start('{"input": {"text": "hi"}}', { 'content-encoding': 'x-squash' });
     expect(unknownEncoding.status).toBe(415);
     expect(unknownEncoding.json.detail).toBe('Content-Encoding "x-squash" is not accepted; send the body as identity, gzip, deflate or br');

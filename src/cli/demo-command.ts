@@ -66,7 +66,7 @@ async function api<T>(url: string, token: string, init: RequestInit = {}): Promi
 }
 
 /** Starts a run through the facade and polls it to its end. HTTP failures become a failed outcome, not a crash. */
-async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal, review: ReviewPolicy): Promise<RunOutcome> {
+async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: AbortSignal, review: ReviewPolicy, open: Set<string>): Promise<RunOutcome> {
   const input = ticketRunInput(ticket);
   // A well-behaved client: on 429 or 503 wait as long as Retry-After says, then try again.
   let started: { status: number; body: { runId?: string; detail?: string } };
@@ -86,6 +86,7 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
     return { ticket, status: 'failed', error: `start refused (${started.status}): ${started.body.detail}`, stages: [], outputs: {} };
   }
   const runId = started.body.runId;
+  open.add(runId);
   let delay = 100;
   let parkedSince: number | undefined;
   let decisionSent = false;
@@ -123,6 +124,7 @@ async function runTicket(stack: Stack, token: string, ticket: Ticket, signal: Ab
       }
     }
     if (TERMINAL.has(res.body.status)) {
+      open.delete(runId);
       return {
         ticket,
         runId,
@@ -376,12 +378,14 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
     bar.start(tickets.length, 0, { ok: 0, failed: 0, estimate: eta.text(Date.now()) });
     const refresh = setInterval(() => bar.update({ estimate: eta.text(Date.now()) }), 1000);
     const outcomes: RunOutcome[] = [];
+    /** Runs started and not yet seen to end: an interrupted demo cancels them rather than leave them parked. */
+    const openRuns = new Set<string>();
     let next = 0;
     const t0 = performance.now();
     const workerLoop = async () => {
       while (next < tickets.length && !abort.signal.aborted) {
         const ticket = tickets[next++];
-        const outcome = await runTicket(stack, token, ticket, abort.signal, review).catch(
+        const outcome = await runTicket(stack, token, ticket, abort.signal, review, openRuns).catch(
           (err): RunOutcome => ({ ticket, status: 'failed', error: (err as Error).message, stages: [], outputs: {} }),
         );
         if (abort.signal.aborted) return;
@@ -398,6 +402,20 @@ export async function runDemo(config: Config, opts: DemoOptions, out: (l: string
       bar.stop();
     }
     if (interrupted) {
+      if (openRuns.size > 0) {
+        // Through the API, as any operator would: each run compensates and its audit trail names why it ended.
+        const cancelled = await Promise.allSettled(
+          [...openRuns].map((runId) =>
+            api(`${stack.facadeUrl}/v1/runs/${runId}/cancel`, token, {
+              method: 'POST',
+              body: JSON.stringify({ reason: 'the demo that started it was interrupted' }),
+              signal: AbortSignal.timeout(10_000),
+            }),
+          ),
+        );
+        const done = cancelled.filter((r) => r.status === 'fulfilled' && (r.value.status === 202 || r.value.status === 409)).length;
+        process.stderr.write(`interrupted: cancelled ${count(done, 'unfinished run')} of ${openRuns.size}\n`);
+      }
       process.stderr.write('interrupted: stopping the stack\n');
       return 130;
     }

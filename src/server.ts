@@ -42,6 +42,9 @@ async function main(): Promise<void> {
 
   const agents = createBuiltinAgents({ trainFile: config.CLASSIFIER_TRAIN_FILE, cacheDir: config.modelCacheDir });
   const pipelines = await loadPipelineCatalog(config.PIPELINES_DIR, agents);
+  if (pipelines.list().length === 0) {
+    throw new Error(`PIPELINES_DIR ${config.PIPELINES_DIR} holds no pipeline definitions (.yaml, .yml or .json files): the facade would have nothing to run`);
+  }
 
   const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_MAX });
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection failed'));

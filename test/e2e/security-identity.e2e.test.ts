@@ -364,6 +364,14 @@ describe('start-up refuses bad identity configuration', () => {
   });
 });
 
+test('start-up refuses a PIPELINES_DIR without definitions, naming it', async () => {
+  const empty = mkdtempSync(join(tmpdir(), 'agentry-no-pipelines-'));
+  const result = await exitOf(spawnService('src/server.ts', { ...common, PORT: '0', JWT_SECRET: hsSecret, PIPELINES_DIR: empty }));
+  expect(result.code).toBe(1);
+  expect(result.output).toContain(`agentry facade: PIPELINES_DIR ${empty} holds no pipeline definitions (.yaml, .yml or .json files)`);
+  expect(result.output).not.toMatch(/\n\s+at\s/);
+});
+
 describe('request hygiene', () => {
   const tokenFor = () => sign(rsaKeys.privateKey, 'RS256', { sub: 'hygiene' });
   const start = async (raw: string | Buffer, headers?: Record<string, string>) =>

@@ -39,7 +39,14 @@ export function latencyRatios(facade: LatencySummary, bare: LatencySummary): { p
 /** A progress bar on stderr, one per phase (prints a line every few seconds when stderr is not a terminal). */
 export function progress(label: string, total: number): SingleBar {
   const bar = new SingleBar({
-    format: `${label.padEnd(34)} [{bar}] {value}/{total} | {eta_formatted} left`,
+    // Until a first item finishes there is no rate to estimate from: say so, rather than "0s left".
+    format: (options, params) => {
+      const width = options.barsize ?? 40;
+      const filled = Math.round((params.total > 0 ? params.value / params.total : 0) * width);
+      const eta = Math.max(0, Math.round(params.eta));
+      const left = params.value === 0 ? 'estimating…' : `${eta >= 60 ? `${Math.floor(eta / 60)}m${eta % 60}s` : `${eta}s`} left`;
+      return `${label.padEnd(34)} [${'='.repeat(filled)}${'-'.repeat(width - filled)}] ${params.value}/${params.total} | ${left}`;
+    },
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 10_000,

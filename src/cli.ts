@@ -85,6 +85,12 @@ function buildProgram(config: () => Config): Command {
     .addOption(new Option('--role <role...>', 'roles').choices([...ROLES]).default(['operator']))
     .option('--ttl <seconds>', 'lifetime in seconds, at most JWT_MAX_TOKEN_LIFETIME_S', positiveInt, 3600)
     .action(async (opts: { sub: string; tenant: string; role: Role[]; ttl: number }) => {
+      if (!config().JWT_SECRET) {
+        throw new Error(
+          "agentry token signs with JWT_SECRET, the facade's HS256 secret, and it is not set. The demo makes up its own each run: " +
+            '`npm run demo -- --keep-running` prints a token for its stack, or start the demo with JWT_SECRET set to use this command against it',
+        );
+      }
       const cfg = requireKeys(config(), ['JWT_SECRET']);
       if (cfg.NODE_ENV === 'production' || cfg.AGENTRY_DEV_TOKENS === false) {
         throw new Error('minting tokens is for development only (NODE_ENV=production or AGENTRY_DEV_TOKENS=false)');

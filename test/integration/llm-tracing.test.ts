@@ -43,8 +43,9 @@ test('a call is one client span under its caller, with model, usage and retries,
   provider.script(failure(429, { 'retry-after': '0' }), completion('Thanks!', { prompt: 12, completion: 3 }));
   const parent = await underParent(() => client().complete(ask));
 
+  // The names first: should the span be missing, the failure shows what was exported instead.
+  expect(exporter.getFinishedSpans().map((s) => s.name)).toContain('chat fake-model');
   const chat = exporter.getFinishedSpans().find((s) => s.name === 'chat fake-model');
-  expect(chat).toBeDefined();
   expect(chat!.kind).toBe(SpanKind.CLIENT);
   expect(chat!.spanContext().traceId).toBe(parent.traceId);
   expect(chat!.parentSpanId).toBe(parent.spanId);

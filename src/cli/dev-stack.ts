@@ -159,6 +159,52 @@ function spawnLogged(command: string, args: string[], logFile: string, opts: { e
   }
 }
 
+/**
+ * The embedded PostgreSQL in a process of its own (src/embedded-db.ts), in a process group of its own like the
+ * stack's other children, so the terminal's Ctrl-C leaves it to be stopped last. Its errors name the port and folder.
+ */
+async function startEmbeddedDatabaseProcess(opts: { stateDir: string; port: number; logFile: string; log: (line: string) => void; signal?: AbortSignal }): Promise<EmbeddedDatabase> {
+  const where = { port: opts.port, dataDir: join(opts.stateDir, 'postgres') };
+  if (await portOpen('127.0.0.1', opts.port)) throw embeddedPostgresError(undefined, { ...where, portInUse: true });
+  opts.log(`PostgreSQL: log in ${opts.logFile}`);
+  const fd = openSync(opts.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/embedded-db.ts'), opts.stateDir, String(opts.port)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', fd],
+      detached: true,
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const answer = await new Promise<{ url?: string; pid?: number; error?: string }>((resolveAnswer) => {
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const line = text.split('\n')[0];
+      if (text.includes('\n')) {
+        try {
+          resolveAnswer(JSON.parse(line) as { url?: string; pid?: number; error?: string });
+        } catch {
+          resolveAnswer({ error: `unexpected output: ${line.slice(0, 200)}` });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => resolveAnswer({ error: `it exited with code ${code} while starting (see ${opts.logFile})` }));
+    opts.signal?.addEventListener('abort', () => resolveAnswer({ error: 'interrupted' }), { once: true });
+  });
+  // Only the one line is ever written there; no pipe may hold either process afterwards.
+  child.stdout!.destroy();
+  if (!answer.url) {
+    await stopChild(child);
+    if (answer.error === 'interrupted') throw new StackInterrupted();
+    throw new Error(answer.error ?? 'the embedded PostgreSQL did not start');
+  }
+  return { url: answer.url, pid: answer.pid, stop: () => stopChild(child, 20_000) };
+}
+
 /** A port the stack will listen on, and what to do when something else holds it. */
 export interface StackPort {
   host: string;
@@ -338,7 +384,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log('PostgreSQL: using DATABASE_URL');
     } else {
       log('PostgreSQL: DATABASE_URL unset, starting an embedded PostgreSQL');
-      embedded = await startEmbeddedDatabase({ stateDir, port: opts.embeddedPgPort ?? EMBEDDED_PG_PORT, log });
+      embedded = await startEmbeddedDatabaseProcess({ stateDir, port: opts.embeddedPgPort ?? EMBEDDED_PG_PORT, logFile: join(logsDir, 'postgres.log'), log, signal: opts.signal });
       if (embedded.pid) remember({ what: 'the embedded PostgreSQL', pid: embedded.pid, marker: join(stateDir, 'postgres'), signal: 'SIGINT' });
       databaseUrl = embedded.url;
       started.push('postgres');

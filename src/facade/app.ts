@@ -49,6 +49,8 @@ export interface AppDeps {
   auditReader?: AuditReader;
   /** Timings of `GET /v1/runs/:pipeline/:id/events`; the defaults suit production. */
   runEvents?: RunEventsOptions;
+  /** How long an approval or signal waits for the run to take it before answering 503. @default 10_000 @format ms */
+  updateTimeoutMs?: number;
   /** Header, request and keep-alive time limits of the HTTP server. @default DEFAULT_SERVER_TIMEOUTS */
   serverTimeouts?: Partial<ServerTimeouts>;
   /** Blocks callers that keep failing authentication or authorisation; off when absent. */
@@ -130,6 +132,7 @@ export function createApp(deps: AppDeps) {
       temporal: deps.temporal,
       pipelines: deps.pipelines,
       security: createSecurityAudit({ audit: deps.audit, logger: deps.logger }),
+      updateTimeoutMs: deps.updateTimeoutMs,
     }),
   );
   app.use(

@@ -1,16 +1,18 @@
 import { Router, type Response } from 'express';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { approveUpdate, cancelSignal, DEFAULT_MAX_SIGNAL_BYTES, signalUpdate, type ApprovalRecord, type SignalReceipt } from '../contracts';
 import { STAGE_NAME_PATTERN } from '../pipelines/definition-schema';
 import type { PipelineCatalog } from '../pipelines/pipeline-catalog';
-import { AppError, ConflictError, ForbiddenError, ValidationError } from './errors';
+import { AppError, ConflictError, ForbiddenError, ServiceUnavailableError, ValidationError } from './errors';
 import { findRun, hasRole, isOpen, type RunRef } from './run-lookup';
 import type { RunAction, SecurityAudit } from './security-audit';
 
 export interface RunControlDeps {
   temporal: Client;
+  /** How long an approval or signal waits for the run to take it before answering 503. @default 10_000 @format ms */
+  updateTimeoutMs?: number;
   pipelines: PipelineCatalog;
   security: SecurityAudit;
 }
@@ -65,6 +67,26 @@ function declaredSignals(run: RunRef): readonly string[] {
  */
 export function createRunControlRoutes(deps: RunControlDeps): Router {
   const router = Router();
+  const updateTimeoutMs = deps.updateTimeoutMs ?? 10_000;
+
+  /**
+   * An update waits for a worker to run the workflow: with none polling, it would hold the request (and the
+   * caller's connection) for as long as the workers are away. Past the bound the answer is 503 with Retry-After.
+   */
+  async function withinDeadline<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await deps.temporal.withDeadline(Date.now() + updateTimeoutMs, fn);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+        throw new ServiceUnavailableError(
+          'run_unresponsive',
+          `the run did not take the request within ${updateTimeoutMs / 1000} s: no worker is running it now; try again later (the request may still be applied when a worker returns)`,
+          30,
+        );
+      }
+      throw err;
+    }
+  }
 
   /** 403 with an audit record when the caller lacks the action's pipeline-level role. */
   async function requireActionRole(res: Response, run: RunRef, action: RunAction, extra: { stage?: string; signal?: string } = {}) {
@@ -106,9 +128,11 @@ export function createRunControlRoutes(deps: RunControlDeps): Router {
     const { stage, decision, comment } = body.data;
     let record: ApprovalRecord;
     try {
-      record = await run.handle.executeUpdate(approveUpdate, {
-        args: [{ stage, decision, comment, approver: { subject: run.principal.subject, roles: run.principal.roles } }],
-      });
+      record = await withinDeadline(() =>
+        run.handle.executeUpdate(approveUpdate, {
+          args: [{ stage, decision, comment, approver: { subject: run.principal.subject, roles: run.principal.roles } }],
+        }),
+      );
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
       switch (failure?.type) {
@@ -160,7 +184,7 @@ export function createRunControlRoutes(deps: RunControlDeps): Router {
     try {
       // An update rather than a signal: the run validates it first, so a refused one never enters its history, and
       // a 202 means the run has recorded it.
-      receipt = await run.handle.executeUpdate(signalUpdate, { args: [{ name, actor: run.principal.subject, payload }] });
+      receipt = await withinDeadline(() => run.handle.executeUpdate(signalUpdate, { args: [{ name, actor: run.principal.subject, payload }] }));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
       if (failure?.type === SIGNAL_REJECTIONS.limit) throw new ConflictError('signal_limit_reached', failure.message);

@@ -662,6 +662,28 @@ describe('the facade in-process, for what its processes cannot show', () => {
     return { runId, abort, res };
   }
 
+  test('with no worker running the run, a signal or an approval answers 503 after a bounded wait instead of hanging', async () => {
+    // This app starts runs on a task queue no worker polls.
+    const { app, at } = await inProcessApp({ taskQueue: `nobody-${tenant}`, updateTimeoutMs: 1_500 });
+    try {
+      const started = await call('POST', '/v1/pipelines/gated/runs', { as: 'starter', at, body: { input: { text: 'no worker' } } });
+      expect(started.status).toBe(202);
+      const runId = started.json.runId as string;
+      for (const [path, body, who] of [
+        [`/v1/runs/${runId}/signals/priority`, { payload: { n: 1 } }, 'starter'],
+        [`/v1/runs/${runId}/approvals`, { stage: 'first-check', decision: 'approve' }, 'approver'],
+      ] as const) {
+        const res = await call('POST', path, { as: who, at, body });
+        expect(res.status).toBe(503);
+        expect(res.json).toMatchObject({ code: 'run_unresponsive', detail: expect.stringContaining('within 1.5 s: no worker is running it now') });
+        expect(res.headers.get('retry-after')).toBe('30');
+      }
+      await env.client.workflow.getHandle(`${tenant}/${runId}`).terminate('test cleanup');
+    } finally {
+      await app.stop();
+    }
+  });
+
   test('a stream stops querying the run once its client disconnects', async () => {
     // Counts progress queries made through the facade's client; everything else passes straight through.
     let queries = 0;

@@ -150,10 +150,10 @@ export async function startEmbeddedDatabase(opts: { stateDir: string; port: numb
  * this process: a child that outlives this process (killed, or its terminal closed) must not block writing its
  * last log lines into a pipe nobody reads.
  */
-function spawnLogged(command: string, args: string[], logFile: string, opts: { env?: NodeJS.ProcessEnv; cwd?: string }): ChildProcess {
+function spawnLogged(command: string, args: string[], logFile: string, opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdoutPipe?: boolean }): ChildProcess {
   const fd = openSync(logFile, 'a');
   try {
-    return spawn(command, args, { ...opts, stdio: ['ignore', fd, fd], detached: true });
+    return spawn(command, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', opts.stdoutPipe ? 'pipe' : fd, fd], detached: true });
   } finally {
     closeSync(fd);
   }
@@ -167,17 +167,11 @@ async function startEmbeddedDatabaseProcess(opts: { stateDir: string; port: numb
   const where = { port: opts.port, dataDir: join(opts.stateDir, 'postgres') };
   if (await portOpen('127.0.0.1', opts.port)) throw embeddedPostgresError(undefined, { ...where, portInUse: true });
   opts.log(`PostgreSQL: log in ${opts.logFile}`);
-  const fd = openSync(opts.logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/embedded-db.ts'), opts.stateDir, String(opts.port)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', fd],
-      detached: true,
-    });
-  } finally {
-    closeSync(fd);
-  }
+  // stdout carries the one ready line; the log file takes the rest.
+  const child = spawnLogged(process.execPath, ['--import', 'tsx', join(ROOT, 'src/embedded-db.ts'), opts.stateDir, String(opts.port)], opts.logFile, {
+    cwd: ROOT,
+    stdoutPipe: true,
+  });
   const answer = await new Promise<{ url?: string; pid?: number; error?: string }>((resolveAnswer) => {
     let text = '';
     const onData = (chunk: Buffer) => {

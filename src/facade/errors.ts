@@ -81,10 +81,12 @@ export function sendProblem(res: Parameters<RequestHandler>[1], err: AppError, i
     );
 }
 
+/** A caller's header value echoed back in a problem: printable ASCII only, at most 40 characters. */
+const echoable = (v: unknown) => String(v).replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+
 /** Maps body-parser failures (they carry `type` and `status`) onto our codes. */
 function fromBodyParser(err: { type?: string; status?: number; limit?: number; encoding?: unknown; charset?: unknown }): AppError | undefined {
-  // Echoed back to help the caller, so only printable ASCII and bounded.
-  const quoted = (v: unknown) => JSON.stringify(String(v).replace(/[^\x20-\x7e]/g, '?').slice(0, 40));
+  const quoted = (v: unknown) => JSON.stringify(echoable(v));
   switch (err.type) {
     case 'entity.parse.failed':
       return new AppError(400, 'invalid_json', 'Malformed JSON', 'the request body is not valid JSON');
@@ -155,7 +157,7 @@ export function notFoundHandler(): RequestHandler {
 /** zlib refusing a body that says it is compressed (`Content-Encoding: gzip`) but is not: the caller's fault. */
 function fromDecompression(err: { code?: unknown }, req: Parameters<RequestHandler>[0]): AppError | undefined {
   if (typeof err?.code !== 'string' || !err.code.startsWith('Z_')) return undefined;
-  const encoding = String(req.headers['content-encoding'] ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+  const encoding = echoable(req.headers['content-encoding'] ?? '');
   return new AppError(400, 'invalid_content_encoding', 'Malformed compressed body', `the body is not valid ${encoding || 'compressed'} data (Content-Encoding)`);
 }
 

@@ -16,6 +16,14 @@ const exporter = new InMemorySpanExporter();
 beforeAll(async () => {
   tracing = startTracing({ serviceName: 'llm-tracing-test', spanProcessors: [new SimpleSpanProcessor(exporter)] });
   provider = await startFakeProvider();
+  // The SDK may finish registering its tracer provider after start() returns (CI once exported no span at all in
+  // the first test): wait until a probe span is recorded.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    trace.getTracer('probe').startSpan('probe').end();
+    if (exporter.getFinishedSpans().length > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 });
 afterAll(async () => {
   await provider?.close();
